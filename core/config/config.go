@@ -1,0 +1,193 @@
+// Package config reads the core's settings from the environment. Every
+// setting is documented here and in the README's settings table.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the core's configuration.
+type Config struct {
+	// Addr is the HTTP listen address. CHACC_ADDR. Default: ":8085".
+	Addr string
+	// Mode is "development" or "production". CHACC_MODE. Default: development.
+	Mode string
+	// DataDir holds the SQLite databases and module data. CHACC_DATA_DIR.
+	// Default: ".data".
+	DataDir string
+	// DatabaseURL selects Postgres (postgres://...); empty means embedded
+	// SQLite under DataDir. DATABASE_URL.
+	DatabaseURL string
+	// InstalledDir keeps uploaded archives. CHACC_MODULES_INSTALLED_DIR.
+	// Default: ".modules_installed".
+	InstalledDir string
+	// LoadedDir keeps extracted archives. CHACC_MODULES_LOADED_DIR.
+	// Default: ".modules_loaded".
+	LoadedDir string
+	// BootstrapModules are archive paths (or globs) installed at start-up when
+	// not installed yet or older. CHACC_BOOTSTRAP_MODULES, comma-separated.
+	BootstrapModules []string
+	// MaxBodyBytes caps request bodies (413 above). CHACC_MAX_BODY_BYTES.
+	// Default: 10 MiB.
+	MaxBodyBytes int64
+	// MaxUploadBytes caps an uploaded archive. CHACC_MAX_UPLOAD_BYTES.
+	// Default: 256 MiB.
+	MaxUploadBytes int64
+	// MaxUnpackedBytes caps an archive's decompressed size.
+	// CHACC_MAX_UNPACKED_BYTES. Default: 1 GiB.
+	MaxUnpackedBytes int64
+	// StartTimeout bounds a module's start (process, Configure, Describe,
+	// Health). CHACC_MODULE_START_TIMEOUT. Default: 15s.
+	StartTimeout time.Duration
+	// DrainTimeout bounds how long a replaced or stopped module may finish its
+	// in-flight requests. CHACC_DRAIN_TIMEOUT. Default: 30s.
+	DrainTimeout time.Duration
+	// RestartMax crashes within RestartWindow mark a module crashed.
+	// CHACC_RESTART_MAX. Default: 5.
+	RestartMax int
+	// RestartWindow, see RestartMax. CHACC_RESTART_WINDOW. Default: 1m.
+	RestartWindow time.Duration
+	// RestartBackoffMin is the wait before the second restart in a row (the
+	// first is immediate); it doubles up to RestartBackoffMax.
+	// CHACC_RESTART_BACKOFF_MIN. Default: 100ms.
+	RestartBackoffMin time.Duration
+	// RestartBackoffMax, see RestartBackoffMin. CHACC_RESTART_BACKOFF_MAX.
+	// Default: 30s.
+	RestartBackoffMax time.Duration
+	// EventPollInterval is how often event dispatchers look for events
+	// published by other core instances. CHACC_EVENT_POLL_INTERVAL.
+	// Default: 1s.
+	EventPollInterval time.Duration
+	// ShutdownTimeout bounds a graceful stop. CHACC_SHUTDOWN_TIMEOUT.
+	// Default: 20s.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error. CHACC_LOG_LEVEL. Default: info.
+	LogLevel string
+}
+
+// Load reads the configuration from the environment and checks it.
+func Load() (Config, error) { return load(os.Getenv) }
+
+func load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:              or(getenv("CHACC_ADDR"), ":8085"),
+		Mode:              or(getenv("CHACC_MODE"), "development"),
+		DataDir:           or(getenv("CHACC_DATA_DIR"), ".data"),
+		DatabaseURL:       getenv("DATABASE_URL"),
+		InstalledDir:      or(getenv("CHACC_MODULES_INSTALLED_DIR"), ".modules_installed"),
+		LoadedDir:         or(getenv("CHACC_MODULES_LOADED_DIR"), ".modules_loaded"),
+		BootstrapModules:  splitList(getenv("CHACC_BOOTSTRAP_MODULES")),
+		LogLevel:          or(getenv("CHACC_LOG_LEVEL"), "info"),
+		MaxBodyBytes:      10 << 20,
+		MaxUploadBytes:    256 << 20,
+		MaxUnpackedBytes:  1 << 30,
+		StartTimeout:      15 * time.Second,
+		DrainTimeout:      30 * time.Second,
+		RestartMax:        5,
+		RestartWindow:     time.Minute,
+		RestartBackoffMin: 100 * time.Millisecond,
+		RestartBackoffMax: 30 * time.Second,
+		EventPollInterval: time.Second,
+		ShutdownTimeout:   20 * time.Second,
+	}
+	p := parser{getenv: getenv}
+	p.bytes("CHACC_MAX_BODY_BYTES", &c.MaxBodyBytes)
+	p.bytes("CHACC_MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
+	p.bytes("CHACC_MAX_UNPACKED_BYTES", &c.MaxUnpackedBytes)
+	p.duration("CHACC_MODULE_START_TIMEOUT", &c.StartTimeout)
+	p.duration("CHACC_DRAIN_TIMEOUT", &c.DrainTimeout)
+	p.integer("CHACC_RESTART_MAX", &c.RestartMax)
+	p.duration("CHACC_RESTART_WINDOW", &c.RestartWindow)
+	p.duration("CHACC_RESTART_BACKOFF_MIN", &c.RestartBackoffMin)
+	p.duration("CHACC_RESTART_BACKOFF_MAX", &c.RestartBackoffMax)
+	p.duration("CHACC_EVENT_POLL_INTERVAL", &c.EventPollInterval)
+	p.duration("CHACC_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	if c.Mode != "development" && c.Mode != "production" {
+		return Config{}, fmt.Errorf("CHACC_MODE: %q is neither development nor production", c.Mode)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return Config{}, fmt.Errorf("CHACC_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) set(name string, parse func(string) error) {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" || p.err != nil {
+		return
+	}
+	if err := parse(v); err != nil {
+		p.err = fmt.Errorf("%s: %w", name, err)
+	}
+}
+
+func (p *parser) duration(name string, dst *time.Duration) {
+	p.set(name, func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration such as 30s", v)
+		}
+		*dst = d
+		return nil
+	})
+}
+
+func (p *parser) integer(name string, dst *int) {
+	p.set(name, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a positive integer", v)
+		}
+		*dst = n
+		return nil
+	})
+}
+
+// bytes accepts a plain number of bytes or one with a KiB, MiB or GiB suffix.
+func (p *parser) bytes(name string, dst *int64) {
+	p.set(name, func(v string) error {
+		mult := int64(1)
+		for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+			if strings.HasSuffix(v, suffix) {
+				v, mult = strings.TrimSpace(strings.TrimSuffix(v, suffix)), m
+			}
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a positive size such as 10485760 or 10MiB", v)
+		}
+		*dst = n * mult
+		return nil
+	})
+}

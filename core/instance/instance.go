@@ -1,0 +1,252 @@
+// Package instance runs one module process: it starts the executable through
+// go-plugin with its SHA-256 pinned, serves the core's Host service to it over
+// the broker, configures it, and forwards requests and events to it.
+package instance
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
+	"github.com/chacc/chacc/sdk/wire"
+)
+
+// Config describes the process to start.
+type Config struct {
+	Name    string
+	Version string
+	// Dir is the extracted archive; the process runs there.
+	Dir string
+	// Executable is the absolute path of the module binary.
+	Executable string
+	// ExecutableSHA256 is the pinned hash (hex); the start fails on mismatch.
+	ExecutableSHA256 string
+	// Env is the process's whole environment (the core's is not inherited).
+	Env       []string
+	Configure *modulev1.ConfigureRequest
+	// Host serves this module's calls to the core.
+	Host modulev1.HostServer
+	// StartTimeout bounds the whole start. Default: 15s.
+	StartTimeout time.Duration
+	// Stderr receives the process's stderr, line by line.
+	Stderr func(line string)
+	Logger *slog.Logger
+}
+
+// Instance is one running module process.
+type Instance struct {
+	cfg      Config
+	client   *plugin.Client
+	cmd      *exec.Cmd
+	conn     *wire.Conn
+	pid      int
+	started  time.Time
+	describe *modulev1.DescribeResponse
+
+	inflight atomic.Int64
+	stopOnce sync.Once
+}
+
+// Start starts the process and returns once it is configured, described and
+// healthy. On any failure the process is killed.
+func Start(ctx context.Context, cfg Config) (*Instance, error) {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 15 * time.Second
+	}
+	sum, err := hex.DecodeString(cfg.ExecutableSHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("bad pinned checksum %q", cfg.ExecutableSHA256)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+
+	cmd := exec.Command(cfg.Executable)
+	cmd.Dir = cfg.Dir
+	cmd.Env = cfg.Env
+	setProcAttr(cmd)
+	inst := &Instance{cfg: cfg, cmd: cmd}
+	inst.client = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  wire.Handshake,
+		Plugins:          plugin.PluginSet{wire.PluginName: &wire.Plugin{}},
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		StartTimeout:     cfg.StartTimeout,
+		Stderr:           lineWriter(cfg.Stderr),
+		Logger:           hclogTo(cfg.Logger),
+		GRPCDialOptions:  wire.DialOptions(),
+	})
+	if err := inst.start(ctx); err != nil {
+		inst.client.Kill()
+		return nil, err
+	}
+	return inst, nil
+}
+
+func (i *Instance) start(ctx context.Context) error {
+	rpc, err := i.client.Client()
+	if err != nil {
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return fmt.Errorf("executable checksum does not match the one pinned at install: %w", err)
+		}
+		return fmt.Errorf("start process: %w", err)
+	}
+	raw, err := rpc.Dispense(wire.PluginName)
+	if err != nil {
+		return fmt.Errorf("dispense: %w", err)
+	}
+	i.conn = raw.(*wire.Conn)
+	if i.cmd.Process != nil {
+		i.pid = i.cmd.Process.Pid
+	}
+	i.started = time.Now()
+
+	brokerID := i.conn.Broker.NextId()
+	go i.conn.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(wire.ServerOptions(opts...)...)
+		modulev1.RegisterHostServer(s, i.cfg.Host)
+		return s
+	})
+	creq := i.cfg.Configure
+	creq.HostBrokerId = brokerID
+	creq.HostApiVersion = wire.HostAPIVersion
+	if _, err := i.conn.Module.Configure(ctx, creq); err != nil {
+		return fmt.Errorf("configure: %w", statusMessage(err))
+	}
+	if i.describe, err = i.conn.Module.Describe(ctx, &modulev1.DescribeRequest{}); err != nil {
+		return fmt.Errorf("describe: %w", statusMessage(err))
+	}
+	if err := i.Health(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Name returns the module's name; Version the running version.
+func (i *Instance) Name() string    { return i.cfg.Name }
+func (i *Instance) Version() string { return i.cfg.Version }
+
+// PID is the process id.
+func (i *Instance) PID() int { return i.pid }
+
+// StartedAt is when the process was started.
+func (i *Instance) StartedAt() time.Time { return i.started }
+
+// Describe is what the module declared at start.
+func (i *Instance) Describe() *modulev1.DescribeResponse { return i.describe }
+
+// Exited is closed when the process has exited, for whatever reason.
+func (i *Instance) Exited() <-chan struct{} { return i.conn.Done() }
+
+// InFlight is the number of requests being served.
+func (i *Instance) InFlight() int64 { return i.inflight.Load() }
+
+// Health asks the module whether it can serve.
+func (i *Instance) Health(ctx context.Context) error {
+	resp, err := i.conn.Module.Health(ctx, &modulev1.HealthRequest{})
+	if err != nil {
+		return fmt.Errorf("health: %w", statusMessage(err))
+	}
+	if !resp.GetOk() {
+		return fmt.Errorf("health: module reports unhealthy: %s", resp.GetMessage())
+	}
+	return nil
+}
+
+// Forward carries one HTTP exchange to the module (see wire.Forward).
+func (i *Instance) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
+	i.inflight.Add(1)
+	defer i.inflight.Add(-1)
+	return wire.Forward(ctx, i.conn.HTTP, head, body, w)
+}
+
+// HandleEvent delivers one event.
+func (i *Instance) HandleEvent(ctx context.Context, ev *modulev1.Event) error {
+	i.inflight.Add(1)
+	defer i.inflight.Add(-1)
+	_, err := i.conn.Module.HandleEvent(ctx, ev)
+	if err != nil {
+		return statusMessage(err)
+	}
+	return nil
+}
+
+// Stop waits for in-flight requests to finish (until ctx is done), asks the
+// module to shut down, and ends the process. It may be called more than once.
+func (i *Instance) Stop(ctx context.Context) {
+	i.stopOnce.Do(func() {
+		for i.inflight.Load() > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-i.Exited():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		select {
+		case <-i.Exited():
+		default:
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = i.conn.Module.Shutdown(sctx, &modulev1.ShutdownRequest{})
+			cancel()
+		}
+		i.client.Kill()
+	})
+}
+
+// Kill ends the process at once.
+func (i *Instance) Kill() { i.client.Kill() }
+
+// statusMessage turns a gRPC status error into a plain error with its message.
+func statusMessage(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return errors.New(st.Message())
+	}
+	return err
+}
+
+// lineWriter turns a byte stream into calls of fn per line.
+func lineWriter(fn func(string)) io.Writer {
+	if fn == nil {
+		return io.Discard
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fn(sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	return pw
+}
+
+// hclogTo routes go-plugin's own warnings and errors into slog.
+func hclogTo(l *slog.Logger) hclog.Logger {
+	if l == nil {
+		l = slog.Default()
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "go-plugin",
+		Level:  hclog.Warn,
+		Output: lineWriter(func(line string) { l.Warn(line) }),
+	})
+}

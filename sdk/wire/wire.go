@@ -1,0 +1,99 @@
+// Package wire is the protocol glue between the chacc core and a module
+// process: the go-plugin handshake and plugin definition, and the two halves of
+// the HTTP bridge (Forward on the calling side, NewHTTPServer on the module
+// side). The core, the SDK and sdktest share it so that all three speak exactly
+// the same protocol. Module authors use package sdk instead.
+package wire
+
+import (
+	"context"
+	"math"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
+)
+
+// HostAPIVersion is the version of the Host contract the core speaks, sent in
+// Configure.
+const HostAPIVersion = 1
+
+// PluginName is the single plugin a module process serves.
+const PluginName = "module"
+
+// ChunkSize is the largest body chunk carried in one frame.
+const ChunkSize = 32 << 10
+
+// MaxMessageBytes bounds one gRPC message (a Host.Call body travels whole).
+const MaxMessageBytes = 64 << 20
+
+// Handshake is the go-plugin handshake shared by core and modules. A module
+// binary run by hand, without the magic cookie, refuses to start.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "CHACC_MODULE_COOKIE",
+	MagicCookieValue: "b3f1c7e2-chacc-module-v1",
+}
+
+// ModuleServer is what a module process serves.
+type ModuleServer interface {
+	modulev1.ModuleServer
+	modulev1.HTTPServer
+}
+
+// Plugin is the go-plugin definition of a chacc module. The module side sets
+// NewServer; the core side leaves it nil and receives a [*Conn] from Dispense.
+type Plugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// NewServer builds the module's servers once go-plugin hands over the broker.
+	NewServer func(broker *plugin.GRPCBroker) ModuleServer
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+// GRPCServer registers the module's services.
+func (p *Plugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	srv := p.NewServer(broker)
+	modulev1.RegisterModuleServer(s, srv)
+	modulev1.RegisterHTTPServer(s, srv)
+	return nil
+}
+
+// GRPCClient returns a [*Conn] to the module.
+func (p *Plugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return &Conn{
+		Module: modulev1.NewModuleClient(cc),
+		HTTP:   modulev1.NewHTTPClient(cc),
+		Broker: broker,
+		done:   ctx.Done(),
+	}, nil
+}
+
+// Conn is the core's connection to one module process.
+type Conn struct {
+	Module modulev1.ModuleClient
+	HTTP   modulev1.HTTPClient
+	Broker *plugin.GRPCBroker
+	done   <-chan struct{}
+}
+
+// Done is closed when the module process has exited.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// ServerOptions are the gRPC server options both sides use.
+func ServerOptions(opts ...grpc.ServerOption) []grpc.ServerOption {
+	return append(opts,
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+	)
+}
+
+// DialOptions are the gRPC dial options both sides use.
+func DialOptions(opts ...grpc.DialOption) []grpc.DialOption {
+	return append(opts, grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	))
+}
