@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -32,6 +33,8 @@ func Serve(m Module) {
 				})
 			},
 		}},
+		// go-plugin's own chatter is debug-level; only its warnings matter.
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "module", Level: hclog.Warn, Output: os.Stderr}),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(wire.ServerOptions(opts...)...)
 		},

@@ -38,17 +38,17 @@ func (ModuleArchive) TableName() string { return "module_archives" }
 // AuditEntry records one lifecycle change: who did what to which module,
 // when, from where, and how it ended.
 type AuditEntry struct {
-	ID     int64     `gorm:"primaryKey;autoIncrement"`
-	At     time.Time `gorm:"not null;index"`
-	Actor  string    `gorm:"size:255;not null;index"`
-	Action string    `gorm:"size:64;not null"` // install, upgrade, enable, disable, uninstall, ...
-	Module string    `gorm:"size:63;not null;index"`
+	ID     int64     `gorm:"primaryKey;autoIncrement" json:"id"`
+	At     time.Time `gorm:"not null;index" json:"at"`
+	Actor  string    `gorm:"size:255;not null;index" json:"actor"`
+	Action string    `gorm:"size:64;not null" json:"action"` // install, upgrade, enable, disable, uninstall, ...
+	Module string    `gorm:"size:63;not null;index" json:"module"`
 	// Version is the module version the action concerned, if any.
-	Version   string `gorm:"size:64;not null;default:''"`
-	Outcome   string `gorm:"size:16;not null"` // "ok" or "failed"
-	ClientIP  string `gorm:"size:64;not null;default:''"`
-	RequestID string `gorm:"size:128;not null;default:''"`
-	Detail    string `gorm:"type:text;not null;default:''"`
+	Version   string `gorm:"size:64;not null;default:''" json:"version"`
+	Outcome   string `gorm:"size:16;not null" json:"outcome"` // "ok" or "failed"
+	ClientIP  string `gorm:"size:64;not null;default:''" json:"client_ip"`
+	RequestID string `gorm:"size:128;not null;default:''" json:"request_id"`
+	Detail    string `gorm:"type:text;not null;default:''" json:"detail"`
 }
 
 // TableName returns "audit_log".

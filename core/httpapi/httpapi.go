@@ -1,0 +1,228 @@
+// Package httpapi is the core's HTTP surface: the core endpoints, the proxy
+// that forwards everything under a module's prefix to the module, and the
+// middleware every response passes through (request ids, body limit, one
+// error shape).
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chacc/chacc/core"
+	"github.com/chacc/chacc/core/modules"
+)
+
+// Config is what the HTTP layer needs.
+type Config struct {
+	Mode           string
+	MaxBodyBytes   int64
+	MaxUploadBytes int64
+}
+
+// Pinger checks the database.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server holds the HTTP layer's dependencies.
+type Server struct {
+	cfg Config
+	mgr *modules.Manager
+	db  Pinger
+	log *slog.Logger
+}
+
+// New returns the Echo instance serving the core.
+func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Echo {
+	s := &Server{cfg: cfg, mgr: mgr, db: db, log: log}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect() // no X-Forwarded-For trust by default
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(requestIDs)
+	e.Use(s.recoverer, s.accessLog)
+
+	e.GET("/", s.root)
+	e.GET("/health", s.health)
+	e.GET("/health/live", s.live)
+	e.GET("/health/ready", s.ready)
+	mods := e.Group("/modules")
+	mods.POST("", s.install)
+	mods.POST("/", s.install)
+	mods.GET("", s.list, s.limitBody)
+	mods.GET("/", s.list, s.limitBody)
+	mods.GET("/:name", s.get, s.limitBody)
+	mods.POST("/:name/enable", s.enable, s.limitBody)
+	mods.POST("/:name/disable", s.disable, s.limitBody)
+	mods.DELETE("/:name/uninstall", s.uninstall, s.limitBody)
+	e.GET("/audit", s.audit, s.limitBody)
+	e.Any("/*", s.proxy)
+	return e
+}
+
+const (
+	ctxRequestID     = "chacc.request_id"
+	ctxCorrelationID = "chacc.correlation_id"
+)
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestIDs gives every request an X-Request-ID (the client's when it is
+// safe, else a new one) and an X-Correlation-ID, both echoed on the response.
+func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rid := c.Request().Header.Get("X-Request-ID")
+		if !safeID.MatchString(rid) {
+			rid = newID()
+		}
+		cid := c.Request().Header.Get("X-Correlation-ID")
+		if !safeID.MatchString(cid) {
+			cid = rid
+		}
+		c.Set(ctxRequestID, rid)
+		c.Set(ctxCorrelationID, cid)
+		h := c.Response().Header()
+		h.Set("X-Request-ID", rid)
+		h.Set("X-Correlation-ID", cid)
+		return next(c)
+	}
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func requestID(c echo.Context) string { s, _ := c.Get(ctxRequestID).(string); return s }
+
+// limitBody caps core route bodies at MaxBodyBytes (413 above).
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			return tooLarge(s.cfg.MaxBodyBytes)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+func tooLarge(limit int64) *core.Error {
+	return core.Errorf(core.ETOOLARGE, "PAYLOAD_TOO_LARGE", "Request body is larger than the limit of %d bytes.", limit)
+}
+
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic", "panic", p, "request_id", requestID(c))
+				err = errors.New("panic")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		r := c.Request()
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", requestID(c))
+		return nil
+	}
+}
+
+// statusOf maps error codes to HTTP statuses: the one table.
+var statusOf = map[string]int{
+	core.EINVALID:       http.StatusBadRequest,
+	core.EUNAUTHORIZED:  http.StatusUnauthorized,
+	core.EFORBIDDEN:     http.StatusForbidden,
+	core.ENOTFOUND:      http.StatusNotFound,
+	core.ECONFLICT:      http.StatusConflict,
+	core.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	core.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	core.ETOOMANY:       http.StatusTooManyRequests,
+	core.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	core.EINTERNAL:      http.StatusInternalServerError,
+}
+
+// errorBody is the one error shape.
+type errorBody struct {
+	Detail    string `json:"detail"`
+	ErrorCode string `json:"error_code"`
+	RequestID string `json:"request_id"`
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	body := errorBody{Detail: "Internal error.", ErrorCode: "INTERNAL_ERROR", RequestID: requestID(c)}
+	status := http.StatusInternalServerError
+	var ce *core.Error
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ce):
+		status, body.Detail, body.ErrorCode = statusOf[ce.Code], ce.Message, ce.ErrorCode
+		if ce.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", itoa(ce.RetryAfter))
+		}
+		if ce.Code == core.EINTERNAL {
+			s.log.Error("internal error", "error", err, "request_id", body.RequestID)
+			body.Detail = "Internal error."
+		}
+	case errors.As(err, &mbe):
+		status, body.Detail, body.ErrorCode = http.StatusRequestEntityTooLarge, tooLarge(mbe.Limit).Message, "PAYLOAD_TOO_LARGE"
+	case errors.As(err, &he):
+		status = he.Code
+		body.ErrorCode = httpErrorCode(he.Code)
+		body.Detail = http.StatusText(he.Code) + "."
+		if msg, ok := he.Message.(string); ok && status < 500 {
+			body.Detail = msg
+		}
+	default:
+		s.log.Error("internal error", "error", err, "request_id", body.RequestID, "path", c.Request().URL.Path)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}
+
+func httpErrorCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusMethodNotAllowed:
+		return "METHOD_NOT_ALLOWED"
+	case http.StatusRequestEntityTooLarge:
+		return "PAYLOAD_TOO_LARGE"
+	case http.StatusBadRequest:
+		return "BAD_REQUEST"
+	case http.StatusUnsupportedMediaType:
+		return "UNSUPPORTED_MEDIA_TYPE"
+	}
+	if status >= 500 {
+		return "INTERNAL_ERROR"
+	}
+	return "HTTP_ERROR"
+}

@@ -1,0 +1,450 @@
+package modules
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/chacc/chacc/core"
+	"github.com/chacc/chacc/core/archive"
+	"github.com/chacc/chacc/core/store"
+	"github.com/chacc/chacc/sdk"
+)
+
+// InstallResult is the outcome of Install.
+type InstallResult struct {
+	Status *core.ModuleStatus
+	// Upgraded is true when another version was replaced.
+	Upgraded        bool
+	PreviousVersion string
+}
+
+// Install validates an uploaded archive, starts it and, once it is healthy,
+// records it and mounts it. Uploading another version of an installed module
+// upgrades it blue/green: the new process starts beside the old one, takes
+// over the prefixes atomically, and the old one drains and stops. A failure
+// at any step leaves no file, record or process behind, and an upgrade that
+// fails leaves the old version serving.
+func (m *Manager) Install(ctx context.Context, actor Actor, filename string, data []byte, force bool) (*InstallResult, error) {
+	if !strings.HasSuffix(strings.ToLower(filename), ".chacc") {
+		return nil, core.Errorf(core.EINVALID, "INVALID_FILE_TYPE", "Only .chacc module packages are allowed.")
+	}
+	goos, goarch := platform()
+	arch, err := archive.Read(bytes.NewReader(data), int64(len(data)), m.cfg.Limits, goos, goarch)
+	if err != nil {
+		return nil, archiveError(err)
+	}
+	man := arch.Manifest
+	if err := m.checkCoreVersion(man); err != nil {
+		return nil, err
+	}
+
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+
+	fail := func(err error) (*InstallResult, error) {
+		m.audit(actor, "install", man.Name, man.Version, err)
+		return nil, err
+	}
+	var old store.Module
+	hasOld := false
+	if err := m.db.WithContext(ctx).Where("name = ?", man.Name).Take(&old).Error; err == nil {
+		hasOld = true
+	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
+	if hasOld && !force {
+		nv, ov := semver.MustParse(man.Version), semver.MustParse(old.Version)
+		switch {
+		case nv.Equal(ov):
+			return fail(core.Errorf(core.ECONFLICT, "MODULE_EXISTS", "Module '%s' version %s is already installed; upload with ?force=true to reinstall it.", man.Name, man.Version))
+		case nv.LessThan(ov):
+			return fail(core.Errorf(core.ECONFLICT, "MODULE_DOWNGRADE", "Module '%s' %s is installed; %s is older. Upload with ?force=true to downgrade.", man.Name, old.Version, man.Version))
+		}
+	}
+	others, err := m.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConflicts(man, others); err != nil {
+		return fail(err)
+	}
+	if err := checkDependencies(man, others); err != nil {
+		return fail(err)
+	}
+	if err := checkDependents(man.Name, man.Version, others); err != nil {
+		return fail(err)
+	}
+
+	// Stage files beside their final places, so a failure removes them whole.
+	modDir := filepath.Join(m.cfg.LoadedDir, man.Name)
+	if err := os.MkdirAll(modDir, 0o755); err != nil {
+		return nil, err
+	}
+	staging := filepath.Join(modDir, ".staging-"+randomSuffix())
+	if err := arch.Extract(staging); err != nil {
+		return fail(archiveError(err))
+	}
+	cleanup := []string{staging}
+	defer func() {
+		for _, p := range cleanup {
+			_ = os.RemoveAll(p)
+		}
+	}()
+	archiveTmp := filepath.Join(m.cfg.InstalledDir, ".upload-"+randomSuffix())
+	if err := os.WriteFile(archiveTmp, data, 0o644); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, archiveTmp)
+
+	sum := sha256.Sum256(data)
+	now := time.Now().UTC()
+	rec := store.Module{
+		Name: man.Name, Version: man.Version, Enabled: true, ManifestJSON: string(mustJSON(man)),
+		ArchiveSHA256: hex.EncodeToString(sum[:]), ExecutableSHA256: arch.ExecutableSHA256,
+		Executable: arch.Executable, InstalledAt: now, UpdatedAt: now,
+	}
+	if hasOld {
+		rec.InstalledAt = old.InstalledAt
+	}
+	mod := m.getOrCreate(man.Name)
+	inst, err := m.startInstance(ctx, mod, rec, man, staging)
+	if err != nil {
+		if !hasOld {
+			m.forget(man.Name)
+		}
+		return fail(core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", man.Name, err))
+	}
+	rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, inst.Describe().GetSubscribes())))
+
+	action := "install"
+	if hasOld {
+		action = "upgrade"
+	}
+	err = m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&rec).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("name = ?", man.Name).Delete(&store.ModuleArchive{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(&store.ModuleArchive{Name: man.Name, Version: man.Version, SHA256: rec.ArchiveSHA256, Data: data, CreatedAt: now}).Error; err != nil {
+			return err
+		}
+		return tx.Create(auditEntry(actor, action, man.Name, man.Version, nil)).Error
+	})
+	if err != nil {
+		inst.Kill()
+		if !hasOld {
+			m.forget(man.Name)
+		}
+		return nil, fmt.Errorf("record module: %w", err)
+	}
+
+	// Committed: put the files in place and switch.
+	final := m.versionDir(man.Name, man.Version)
+	if _, err := os.Stat(final); err == nil {
+		aside := filepath.Join(modDir, ".old-"+randomSuffix())
+		if err := os.Rename(final, aside); err == nil {
+			cleanup = append(cleanup, aside)
+		}
+	}
+	if err := os.Rename(staging, final); err != nil {
+		m.log.Error("could not move extracted module into place", "module", man.Name, "error", err)
+	}
+	finalArchive := filepath.Join(m.cfg.InstalledDir, man.Name+"-"+man.Version+".chacc")
+	if err := os.Rename(archiveTmp, finalArchive); err != nil {
+		m.log.Error("could not move archive into place", "module", man.Name, "error", err)
+	}
+
+	mod.mu.Lock()
+	mod.gen++
+	mod.rec, mod.manifest = rec, man
+	mod.crashes, mod.restarts = nil, 0
+	prev := m.mount(mod, inst)
+	mod.mu.Unlock()
+	m.stop(prev)
+	if hasOld && old.Version != man.Version {
+		_ = os.RemoveAll(m.versionDir(old.Name, old.Version))
+		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, old.Name+"-"+old.Version+".chacc"))
+	}
+	m.log.Info("module "+action+"ed", "module", man.Name, "version", man.Version, "pid", inst.PID(), "actor", actor.Name)
+	st, _ := m.Status(ctx, man.Name)
+	return &InstallResult{Status: st, Upgraded: hasOld, PreviousVersion: old.Version}, nil
+}
+
+// Enable starts a disabled module (or one that crashed or failed) and mounts
+// it. Its dependencies must be installed, enabled and of the right version.
+func (m *Manager) Enable(ctx context.Context, actor Actor, name string) (string, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	rec, mod, err := m.record(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if rec.Enabled && mod.inst.Load() != nil {
+		return fmt.Sprintf("Module '%s' is already enabled.", name), nil
+	}
+	recs, err := m.records(ctx)
+	if err != nil {
+		return "", err
+	}
+	var man sdk.Manifest
+	_ = json.Unmarshal([]byte(rec.ManifestJSON), &man)
+	if err := checkDependencies(man, recs); err != nil {
+		m.audit(actor, "enable", name, rec.Version, err)
+		return "", err
+	}
+	if err := m.ensureExtracted(ctx, rec); err != nil {
+		return "", err
+	}
+	mod.mu.Lock()
+	mod.gen++ // stop any supervisor still trying
+	mod.state = core.StateStarting
+	mod.mu.Unlock()
+	inst, err := m.startInstance(ctx, mod, rec, man, m.versionDir(name, rec.Version))
+	if err != nil {
+		err = core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", name, err)
+		mod.mu.Lock()
+		mod.state, mod.lastError = core.StateFailed, err.Error()
+		mod.mu.Unlock()
+		m.audit(actor, "enable", name, rec.Version, err)
+		return "", err
+	}
+	rec.Enabled, rec.UpdatedAt = true, time.Now().UTC()
+	if err := m.saveDesired(ctx, actor, "enable", rec); err != nil {
+		inst.Kill()
+		return "", err
+	}
+	mod.mu.Lock()
+	mod.gen++
+	mod.rec, mod.manifest = rec, man
+	mod.crashes = nil
+	m.mount(mod, inst)
+	mod.mu.Unlock()
+	return fmt.Sprintf("Module '%s' enabled and running.", name), nil
+}
+
+// Disable unmounts a module (its prefix answers 404 at once) and stops it
+// after its in-flight requests finish. Refused while an enabled module
+// depends on it.
+func (m *Manager) Disable(ctx context.Context, actor Actor, name string) (string, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	rec, mod, err := m.record(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if !rec.Enabled {
+		return fmt.Sprintf("Module '%s' is already disabled.", name), nil
+	}
+	recs, err := m.records(ctx)
+	if err != nil {
+		return "", err
+	}
+	if deps := enabledDependents(name, recs); len(deps) > 0 {
+		err := core.Errorf(core.ECONFLICT, "MODULE_IN_USE", "Module '%s' cannot be disabled: enabled modules depend on it: %s.", name, strings.Join(deps, ", "))
+		m.audit(actor, "disable", name, rec.Version, err)
+		return "", err
+	}
+	rec.Enabled, rec.UpdatedAt = false, time.Now().UTC()
+	if err := m.saveDesired(ctx, actor, "disable", rec); err != nil {
+		return "", err
+	}
+	mod.mu.Lock()
+	mod.gen++
+	mod.rec = rec
+	old := m.unmount(mod)
+	mod.mu.Unlock()
+	m.stop(old)
+	return fmt.Sprintf("Module '%s' disabled and stopped.", name), nil
+}
+
+// Uninstall stops a module and removes its archive, extracted files, record
+// and event position. Its database namespace is kept unless purge is set.
+func (m *Manager) Uninstall(ctx context.Context, actor Actor, name string, purge bool) (string, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	rec, mod, err := m.record(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	recs, err := m.records(ctx)
+	if err != nil {
+		return "", err
+	}
+	if deps := enabledDependents(name, recs); len(deps) > 0 {
+		err := core.Errorf(core.ECONFLICT, "MODULE_IN_USE", "Module '%s' cannot be uninstalled: enabled modules depend on it: %s.", name, strings.Join(deps, ", "))
+		m.audit(actor, "uninstall", name, rec.Version, err)
+		return "", err
+	}
+	err = m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("name = ?", name).Delete(&store.Module{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("name = ?", name).Delete(&store.ModuleArchive{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(auditEntry(actor, "uninstall", name, rec.Version, nil)).Error
+	})
+	if err != nil {
+		return "", err
+	}
+	mod.mu.Lock()
+	mod.gen++
+	mod.rec.Enabled = false
+	old := m.unmount(mod)
+	mod.mu.Unlock()
+	m.stop(old)
+	m.forget(name)
+	if m.bus != nil {
+		if err := m.bus.Unsubscribe(ctx, name, true); err != nil {
+			m.log.Error("forget event position", "module", name, "error", err)
+		}
+	}
+	_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, name))
+	matches, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, name+"-*.chacc"))
+	for _, p := range matches {
+		if strings.HasPrefix(filepath.Base(p), name+"-") && isVersion(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), name+"-"), ".chacc")) {
+			_ = os.Remove(p)
+		}
+	}
+	msg := fmt.Sprintf("Module '%s' uninstalled; its data was kept.", name)
+	if purge {
+		if err := m.db.DropModuleDatabase(ctx, name); err != nil {
+			return "", err
+		}
+		_ = os.RemoveAll(filepath.Join(m.cfg.DataDir, "modules", name))
+		msg = fmt.Sprintf("Module '%s' uninstalled and its data deleted.", name)
+	}
+	return msg, nil
+}
+
+func isVersion(s string) bool { _, err := semver.StrictNewVersion(s); return err == nil }
+
+// forget drops a module's in-memory state.
+func (m *Manager) forget(name string) {
+	m.mu.Lock()
+	delete(m.mods, name)
+	m.mu.Unlock()
+	m.rebuildRoutes()
+}
+
+func (m *Manager) record(ctx context.Context, name string) (store.Module, *module, error) {
+	var rec store.Module
+	err := m.db.WithContext(ctx).Where("name = ?", name).Take(&rec).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return rec, nil, core.Errorf(core.ENOTFOUND, "MODULE_NOT_FOUND", "Module not found.")
+	}
+	if err != nil {
+		return rec, nil, err
+	}
+	mod := m.getOrCreate(name)
+	mod.mu.Lock()
+	if mod.rec.Name == "" {
+		mod.rec = rec
+		_ = json.Unmarshal([]byte(rec.ManifestJSON), &mod.manifest)
+	}
+	mod.mu.Unlock()
+	return rec, mod, nil
+}
+
+func (m *Manager) records(ctx context.Context) ([]store.Module, error) {
+	var recs []store.Module
+	err := m.db.WithContext(ctx).Order("name").Find(&recs).Error
+	return recs, err
+}
+
+func (m *Manager) saveDesired(ctx context.Context, actor Actor, action string, rec store.Module) error {
+	return m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&store.Module{}).Where("name = ?", rec.Name).
+			Updates(map[string]any{"enabled": rec.Enabled, "updated_at": rec.UpdatedAt}).Error; err != nil {
+			return err
+		}
+		return tx.Create(auditEntry(actor, action, rec.Name, rec.Version, nil)).Error
+	})
+}
+
+// ensureExtracted re-extracts a module from the archive kept in the database
+// when its files are missing (a new core instance, or a wiped directory).
+func (m *Manager) ensureExtracted(ctx context.Context, rec store.Module) error {
+	dir := m.versionDir(rec.Name, rec.Version)
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rec.Executable))); err == nil {
+		return nil
+	}
+	var a store.ModuleArchive
+	if err := m.db.WithContext(ctx).Where("name = ? AND version = ?", rec.Name, rec.Version).Take(&a).Error; err != nil {
+		return fmt.Errorf("archive of %s %s: %w", rec.Name, rec.Version, err)
+	}
+	goos, goarch := platform()
+	arch, err := archive.Read(bytes.NewReader(a.Data), int64(len(a.Data)), m.cfg.Limits, goos, goarch)
+	if err != nil {
+		return fmt.Errorf("stored archive of %s: %w", rec.Name, err)
+	}
+	arch.ExecutableSHA256 = rec.ExecutableSHA256 // the pin recorded at install
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := arch.Extract(dir); err != nil {
+		return fmt.Errorf("extract %s: %w", rec.Name, err)
+	}
+	archivePath := filepath.Join(m.cfg.InstalledDir, rec.Name+"-"+rec.Version+".chacc")
+	if _, err := os.Stat(archivePath); err != nil {
+		_ = os.WriteFile(archivePath, a.Data, 0o644)
+	}
+	return nil
+}
+
+func (m *Manager) checkCoreVersion(man sdk.Manifest) error {
+	if man.RequiredChaccVersion == "" {
+		return nil
+	}
+	c, err := semver.NewConstraint(man.RequiredChaccVersion)
+	if err != nil {
+		return core.Errorf(core.EINVALID, "INVALID_MANIFEST", "Invalid required_chacc_version: %v", err)
+	}
+	v, err := semver.NewVersion(m.cfg.CoreVersion)
+	if err != nil || !c.Check(v) {
+		return core.Errorf(core.EUNPROCESSABLE, "CORE_VERSION_UNMET", "Module '%s' requires chacc %s; this core is %s.", man.Name, man.RequiredChaccVersion, m.cfg.CoreVersion)
+	}
+	return nil
+}
+
+func archiveError(err error) error {
+	var ae *archive.Error
+	if errors.As(err, &ae) {
+		if ae.Kind == archive.KindTooLarge {
+			return &core.Error{Code: core.ETOOLARGE, ErrorCode: "ARCHIVE_TOO_LARGE", Message: ae.Msg, Err: err}
+		}
+		return &core.Error{Code: core.EINVALID, ErrorCode: "INVALID_ARCHIVE", Message: ae.Msg, Err: err}
+	}
+	return err
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,119 @@
+package modules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/chacc/chacc/core"
+	"github.com/chacc/chacc/core/instance"
+	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
+	"github.com/chacc/chacc/sdk/wire"
+)
+
+// routeTable maps mounted prefixes to modules, longest prefix first. It is
+// replaced whole on every change and read without locks.
+type routeTable struct {
+	entries []routeEntry
+}
+
+type routeEntry struct {
+	prefix string
+	mod    *module
+}
+
+type declaredRoute struct {
+	pattern wire.Pattern
+	route   *modulev1.Route
+}
+
+// Target is the module serving a request path.
+type Target struct {
+	Module string
+	Prefix string
+	// Instance is nil while the module is down (503).
+	Instance *instance.Instance
+	// Route is the matched declared route, nil when none matched.
+	Route      *modulev1.Route
+	PathParams map[string]string
+	// RetryAfter is a hint in seconds when Instance is nil.
+	RetryAfter int
+	State      core.State
+}
+
+// Lookup finds the module mounted at path; ok is false when none is.
+func (m *Manager) Lookup(method, path string) (Target, bool) {
+	for _, e := range m.routes.Load().entries {
+		if !wire.UnderPrefix(path, e.prefix) {
+			continue
+		}
+		t := Target{Module: e.mod.name, Prefix: e.prefix, Instance: e.mod.inst.Load()}
+		if t.Instance == nil {
+			e.mod.mu.Lock()
+			t.State = e.mod.state
+			e.mod.mu.Unlock()
+			t.RetryAfter = 1
+			if t.State == core.StateCrashed || t.State == core.StateFailed {
+				t.RetryAfter = 30
+			}
+			return t, true
+		}
+		t.State = core.StateRunning
+		if rs := e.mod.routes.Load(); rs != nil {
+			for _, r := range *rs {
+				if params, ok := r.pattern.Match(method, path); ok {
+					t.Route, t.PathParams = r.route, params
+					break
+				}
+			}
+		}
+		return t, true
+	}
+	return Target{}, false
+}
+
+// rebuildRoutes recomputes the table from every enabled module (running or
+// not: a down module's prefix answers 503, a disabled one's 404).
+func (m *Manager) rebuildRoutes() {
+	m.mu.RLock()
+	var entries []routeEntry
+	for _, mod := range m.mods {
+		if !mod.rec.Enabled && mod.inst.Load() == nil {
+			continue
+		}
+		for _, p := range mod.manifest.Prefixes() {
+			entries = append(entries, routeEntry{prefix: p, mod: mod})
+		}
+	}
+	m.mu.RUnlock()
+	sort.Slice(entries, func(i, j int) bool { return len(entries[i].prefix) > len(entries[j].prefix) })
+	m.routes.Store(&routeTable{entries: entries})
+}
+
+func compileRoutes(rs []*modulev1.Route) []declaredRoute {
+	out := make([]declaredRoute, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, declaredRoute{pattern: wire.CompilePattern(r.GetMethod(), r.GetPath()), route: r})
+	}
+	return out
+}
+
+// checkRoutes refuses declared routes outside the module's prefixes.
+func checkRoutes(rs []*modulev1.Route, prefixes []string) error {
+	for _, r := range rs {
+		ok := false
+		for _, p := range prefixes {
+			if wire.UnderPrefix(r.GetPath(), p) {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("declared route %s %s is outside the module's prefixes (%s)", r.GetMethod(), r.GetPath(), strings.Join(prefixes, ", "))
+		}
+	}
+	return nil
+}
+
+func prefixesOverlap(a, b string) bool {
+	return wire.UnderPrefix(a, b) || wire.UnderPrefix(b, a)
+}

@@ -1,0 +1,41 @@
+package wire
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestPatternMatch(t *testing.T) {
+	tests := []struct {
+		name, method, pattern, reqMethod, path string
+		ok                                     bool
+		params                                 map[string]string
+	}{
+		{"literal", "GET", "/hello/ping", "GET", "/hello/ping", true, nil},
+		{"head matches get", "GET", "/hello/ping", "HEAD", "/hello/ping", true, nil},
+		{"method mismatch", "GET", "/hello/ping", "POST", "/hello/ping", false, nil},
+		{"any method", "*", "/hello/ping", "DELETE", "/hello/ping", true, nil},
+		{"trailing slash same", "GET", "/hello/ping", "GET", "/hello/ping/", true, nil},
+		{"longer path", "GET", "/hello/ping", "GET", "/hello/ping/x", false, nil},
+		{"shorter path", "GET", "/hello/ping", "GET", "/hello", false, nil},
+		{"param", "GET", "/hello/items/:id", "GET", "/hello/items/42", true, map[string]string{"id": "42"}},
+		{"param empty", "GET", "/hello/items/:id/x", "GET", "/hello/items//x", false, nil},
+		{"wildcard", "GET", "/hello/files/*", "GET", "/hello/files/a/b", true, map[string]string{"*": "a/b"}},
+		{"wildcard empty", "GET", "/hello/files/*", "GET", "/hello/files", true, map[string]string{"*": ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			params, ok := CompilePattern(tc.method, tc.pattern).Match(tc.reqMethod, tc.path)
+			assert.Equal(t, tc.ok, ok)
+			assert.Equal(t, tc.params, params)
+		})
+	}
+}
+
+func TestUnderPrefix(t *testing.T) {
+	assert.True(t, UnderPrefix("/hello", "/hello"))
+	assert.True(t, UnderPrefix("/hello/x", "/hello"))
+	assert.False(t, UnderPrefix("/helloworld", "/hello"))
+	assert.False(t, UnderPrefix("/", "/hello"))
+}
