@@ -153,7 +153,7 @@ func TestLifecycle(t *testing.T) {
 func TestHostileArchivesAreRefused(t *testing.T) {
 	plat := "bin/" + runtime.GOOS + "-" + runtime.GOARCH
 	manifest := []byte(`{"name":"evil","version":"1.0.0"}`)
-	exe := func() zipFile { return zipFile{name: plat + "/evil", data: helloExec, mode: 0o755} }
+	exe := func() zipFile { return zipFile{name: plat + "/evil", data: tinyExec, mode: 0o755} }
 	bomb := make([]byte, 64<<20) // zeros compress ~1000:1
 	tests := []struct {
 		name     string
@@ -184,7 +184,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			return zipOf(t, zipFile{"module_meta.json", manifest, 0o644}, exe(), zipFile{"dev", nil, fs.ModeDevice | 0o644})
 		}, 400, ""},
 		{"no binary for this platform", "evil.chacc", func(t *testing.T) []byte {
-			return zipOf(t, zipFile{"module_meta.json", manifest, 0o644}, zipFile{"bin/plan9-mips/evil", helloExec, 0o755})
+			return zipOf(t, zipFile{"module_meta.json", manifest, 0o644}, zipFile{"bin/plan9-mips/evil", tinyExec, 0o755})
 		}, 400, ""},
 		{"binary is not an executable", "evil.chacc", func(t *testing.T) []byte {
 			return zipOf(t, zipFile{"module_meta.json", manifest, 0o644}, zipFile{plat + "/evil", []byte("#!/bin/sh\nrm -rf /\n"), 0o755})

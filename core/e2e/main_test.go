@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -31,13 +32,14 @@ import (
 )
 
 var (
-	chaccBin  string
-	helloV1   string // hello 0.1.0 archive
-	helloV2   string // hello 0.2.0 archive (same code, newer manifest)
-	helloExec []byte // the hello executable, for hostile archives
+	chaccBin string
+	helloV1  string // hello 0.1.0 archive
+	helloV2  string // hello 0.2.0 archive (same code, newer manifest)
+	tinyExec []byte // a small real executable, for hostile archives
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: skipped in -short mode")
 		os.Exit(0)
@@ -110,13 +112,20 @@ func build(dir string) error {
 			return err
 		}
 		f.Close()
-		if helloExec == nil {
-			if helloExec, err = os.ReadFile(exe); err != nil {
-				return err
-			}
-		}
 	}
-	return nil
+	// A small real executable for this platform.
+	src := filepath.Join(dir, "tiny.go")
+	if err := os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		return err
+	}
+	tiny := filepath.Join(dir, "tiny")
+	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", tiny, src)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build tiny: %v\n%s", err, b)
+	}
+	tinyExec, err = os.ReadFile(tiny)
+	return err
 }
 
 // server is one running chacc core.

@@ -58,10 +58,11 @@ type Manager struct {
 	bus *events.Bus
 	log *slog.Logger
 
-	opMu   sync.Mutex // serializes lifecycle operations
-	mu     sync.RWMutex
-	mods   map[string]*module
-	routes atomic.Pointer[routeTable]
+	opMu     sync.Mutex // serializes lifecycle operations
+	mu       sync.RWMutex
+	mods     map[string]*module
+	routes   atomic.Pointer[routeTable]
+	routesMu sync.Mutex
 }
 
 // module is the actual state of one installed module.
@@ -79,7 +80,10 @@ type module struct {
 
 	inst   atomic.Pointer[instance.Instance]
 	routes atomic.Pointer[[]declaredRoute]
-	stderr *tail
+	// mounted holds the prefixes the module answers on while it is enabled
+	// (served, or 503 while down); nil when it is disabled (404).
+	mounted atomic.Pointer[[]string]
+	stderr  *tail
 }
 
 // New returns a manager. Call SetBus before Start.
@@ -201,6 +205,8 @@ func (m *Manager) mount(mod *module, inst *instance.Instance) *instance.Instance
 	routes := compileRoutes(inst.Describe().GetRoutes())
 	mod.routes.Store(&routes)
 	old := mod.inst.Swap(inst)
+	prefixes := mod.manifest.Prefixes()
+	mod.mounted.Store(&prefixes)
 	mod.state = core.StateRunning
 	mod.lastError = ""
 	m.rebuildRoutes()
@@ -217,6 +223,7 @@ func (m *Manager) mount(mod *module, inst *instance.Instance) *instance.Instance
 // unmount takes mod off its prefixes and returns the instance that served.
 func (m *Manager) unmount(mod *module) *instance.Instance {
 	old := mod.inst.Swap(nil)
+	mod.mounted.Store(nil)
 	mod.state = core.StateStopped
 	m.rebuildRoutes()
 	return old

@@ -72,17 +72,18 @@ func (m *Manager) Lookup(method, path string) (Target, bool) {
 	return Target{}, false
 }
 
-// rebuildRoutes recomputes the table from every enabled module (running or
+// rebuildRoutes recomputes the table from every mounted module (running or
 // not: a down module's prefix answers 503, a disabled one's 404).
 func (m *Manager) rebuildRoutes() {
+	m.routesMu.Lock() // tables are stored in the order they are built
+	defer m.routesMu.Unlock()
 	m.mu.RLock()
 	var entries []routeEntry
 	for _, mod := range m.mods {
-		if !mod.rec.Enabled && mod.inst.Load() == nil {
-			continue
-		}
-		for _, p := range mod.manifest.Prefixes() {
-			entries = append(entries, routeEntry{prefix: p, mod: mod})
+		if ps := mod.mounted.Load(); ps != nil {
+			for _, p := range *ps {
+				entries = append(entries, routeEntry{prefix: p, mod: mod})
+			}
 		}
 	}
 	m.mu.RUnlock()

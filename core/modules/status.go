@@ -36,6 +36,10 @@ func (m *Manager) Start(ctx context.Context, bootstrap []string) error {
 		mod := m.getOrCreate(rec.Name)
 		mod.mu.Lock()
 		mod.rec, mod.manifest = rec, manifestOf(rec)
+		if rec.Enabled {
+			prefixes := mod.manifest.Prefixes()
+			mod.mounted.Store(&prefixes) // 503 until it is up
+		}
 		mod.mu.Unlock()
 		if rec.Enabled && mod.inst.Load() == nil {
 			enabled = append(enabled, rec)

@@ -1,22 +1,17 @@
 package sdkdb_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm/clause"
+	"gorm.io/gorm"
 
 	"github.com/chacc/chacc/sdk"
 	"github.com/chacc/chacc/sdk/sdkdb"
+	"github.com/chacc/chacc/sdk/sdktest"
 )
 
 type note struct {
@@ -26,8 +21,9 @@ type note struct {
 }
 
 // roundTrip creates a table through a database opened with sdkdb and reads a
-// row back as it was written.
-func roundTrip(t *testing.T, d sdk.Database) {
+// row back as it was written. It returns the database, open until the test
+// ends.
+func roundTrip(t *testing.T, d sdk.Database) *gorm.DB {
 	t.Helper()
 	db, err := sdkdb.Open(d)
 	require.NoError(t, err)
@@ -40,6 +36,7 @@ func roundTrip(t *testing.T, d sdk.Database) {
 	require.NoError(t, db.First(&got, want.ID).Error)
 	assert.Equal(t, "hello", got.Text)
 	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "time written %v, read back %v", want.CreatedAt, got.CreatedAt)
+	return db
 }
 
 func TestOpenSQLite(t *testing.T) {
@@ -52,23 +49,13 @@ func TestOpenSQLite(t *testing.T) {
 }
 
 func TestOpenPostgres(t *testing.T) {
-	serverURL := postgresURL(t)
-	admin, err := sdkdb.Open(sdk.Database{Driver: "postgres", DSN: serverURL})
-	require.NoError(t, err)
-	t.Cleanup(func() { sdkdb.Close(admin) })
-
-	schema := "sdkdb_t_" + randomHex(6)
-	require.NoError(t, admin.Exec("CREATE SCHEMA ?", clause.Table{Name: schema}).Error)
-	t.Cleanup(func() {
-		assert.NoError(t, admin.Exec("DROP SCHEMA ? CASCADE", clause.Table{Name: schema}).Error)
-	})
-
-	roundTrip(t, sdk.Database{Driver: "postgres", DSN: withSearchPath(t, serverURL, schema), Schema: schema})
+	d := sdktest.Postgres(t)
+	db := roundTrip(t, *d)
 
 	// The table landed in the module's schema, not in public.
-	var tables []string
-	require.NoError(t, admin.Raw("SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'").Scan(&tables).Error)
-	assert.Equal(t, []string{schema}, tables)
+	var schemas []string
+	require.NoError(t, db.Raw("SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'").Scan(&schemas).Error)
+	assert.Equal(t, []string{d.Schema}, schemas)
 }
 
 func TestOpenUnknownDriver(t *testing.T) {
@@ -78,52 +65,4 @@ func TestOpenUnknownDriver(t *testing.T) {
 			assert.ErrorContains(t, err, "unsupported database driver")
 		})
 	}
-}
-
-// postgresURL returns DATABASE_URL when the server answers. With
-// CHACC_REQUIRE_SERVICES=1 a missing or unreachable server fails the test;
-// otherwise it skips it.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	required := os.Getenv("CHACC_REQUIRE_SERVICES") == "1"
-	serverURL := os.Getenv("DATABASE_URL")
-	if serverURL == "" {
-		if required {
-			t.Fatal("CHACC_REQUIRE_SERVICES=1 but DATABASE_URL is not set")
-		}
-		t.Skip("DATABASE_URL is not set; skipping Postgres")
-	}
-	db, err := sdkdb.Open(sdk.Database{Driver: "postgres", DSN: serverURL})
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = db.WithContext(ctx).Exec("SELECT 1").Error
-		sdkdb.Close(db)
-	}
-	if err != nil {
-		if required {
-			t.Fatalf("CHACC_REQUIRE_SERVICES=1 but Postgres at DATABASE_URL is unreachable: %v", err)
-		}
-		t.Skipf("Postgres at DATABASE_URL is unreachable; skipping: %v", err)
-	}
-	return serverURL
-}
-
-// withSearchPath sets the search_path of a postgres:// URL the way the core
-// does, through the libpq "options" parameter.
-func withSearchPath(t *testing.T, rawURL, schema string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("options", "-c search_path="+schema)
-	// libpq does not decode '+' as a space.
-	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
-	return u.String()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -3,8 +3,6 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -32,6 +30,7 @@ type host struct {
 	published []sdk.Event
 	byID      map[string]sdk.Event
 	logs      []*modulev1.LogRequest
+	closed    bool // the test is ending: t must no longer be logged to
 }
 
 func newHost(t testing.TB, m sdk.Manifest, call func(context.Context, *modulev1.CallRequest) (*modulev1.CallResponse, error)) *host {
@@ -91,10 +90,20 @@ func (f *host) Call(ctx context.Context, req *modulev1.CallRequest) (*modulev1.C
 // Log records the line and writes it to the test's log.
 func (f *host) Log(_ context.Context, req *modulev1.LogRequest) (*modulev1.LogResponse, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.logs = append(f.logs, req)
-	f.mu.Unlock()
-	f.t.Logf("module %s: %s: %s %v request_id=%s", f.manifest.Name, req.GetLevel(), req.GetMessage(), req.GetAttrs(), req.GetRequestId())
+	if !f.closed {
+		f.t.Logf("module %s: %s: %s %v request_id=%s", f.manifest.Name, req.GetLevel(), req.GetMessage(), req.GetAttrs(), req.GetRequestId())
+	}
 	return &modulev1.LogResponse{}, nil
+}
+
+// close stops the writing to the test's log: a module goroutine may still
+// log after the test has ended, when testing forbids it.
+func (f *host) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
 }
 
 func (f *host) events() []sdk.Event {
@@ -109,21 +118,8 @@ func (f *host) logLines() []*modulev1.LogRequest {
 	return slices.Clone(f.logs)
 }
 
-// notInstalled is the default answer to Host.Call.
+// notInstalled is the default answer to Host.Call: the core's answer when no
+// module serves the path.
 func notInstalled(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
-	return &modulev1.CallResponse{
-		Status:  http.StatusNotFound,
-		Headers: []*modulev1.Header{{Name: "Content-Type", Values: []string{"application/json"}}},
-		Body:    errorBody(fmt.Sprintf("Module %q is not installed.", req.GetModule()), "MODULE_NOT_FOUND", req.GetRequestId()),
-	}, nil
-}
-
-// errorBody is the chacc error shape.
-func errorBody(detail, code, requestID string) []byte {
-	b, _ := json.Marshal(struct {
-		Detail    string `json:"detail"`
-		ErrorCode string `json:"error_code"`
-		RequestID string `json:"request_id"`
-	}{detail, code, requestID})
-	return b
+	return nil, status.Errorf(codes.NotFound, "module %q serves no path %q", req.GetModule(), req.GetPath())
 }

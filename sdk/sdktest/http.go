@@ -1,10 +1,13 @@
 package sdktest
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 
 	"github.com/google/uuid"
 
@@ -73,22 +76,23 @@ func (h *Harness) serve(w http.ResponseWriter, r *http.Request, opts []RequestOp
 	w.Header().Set("Content-Type", "application/json")
 	if fe.Body {
 		w.WriteHeader(http.StatusBadRequest)
-		w.Write(errorBody("Could not read the request body.", "BAD_REQUEST", head.GetRequestId()))
+		w.Write(errorBody("Could not read the request body.", "BAD_REQUEST_BODY", head.GetRequestId()))
 		return
 	}
 	h.t.Logf("sdktest: forward %s %s: %v", r.Method, r.URL.Path, err)
-	w.WriteHeader(http.StatusBadGateway)
-	w.Write(errorBody("The module failed to answer.", "MODULE_ERROR", head.GetRequestId()))
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write(errorBody(fmt.Sprintf("Module '%s' is unavailable; try again shortly.", h.manifest.Name), "MODULE_UNAVAILABLE", head.GetRequestId()))
 }
 
 // head builds the request head the core would send for r.
 func (h *Harness) head(r *http.Request) *modulev1.RequestHead {
 	id := r.Header.Get("X-Request-ID")
-	if !safeID(id) {
+	if !safeID.MatchString(id) {
 		id = uuid.NewString()
 	}
 	correlation := r.Header.Get("X-Correlation-ID")
-	if !safeID(correlation) {
+	if !safeID.MatchString(correlation) {
 		correlation = id
 	}
 	length := r.ContentLength
@@ -111,26 +115,28 @@ func (h *Harness) head(r *http.Request) *modulev1.RequestHead {
 		RequestId:     id,
 		CorrelationId: correlation,
 	}
-	if rt, params, ok := matchRoute(h.routes, r.Method, r.URL.Path); ok {
-		head.Route, head.PathParams = rt.pattern, params
+	// The core matches the declared routes in order; the first match wins.
+	for _, p := range h.routes {
+		if params, ok := p.Match(r.Method, r.URL.Path); ok {
+			head.Route, head.PathParams = p.Path, params
+			break
+		}
 	}
 	return head
 }
 
-// safeID reports whether a client-sent id may be echoed: 1 to 128 letters,
-// digits, '-', '_', '.' or ':'.
-func safeID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == ':'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+// safeID is what a client-sent request or correlation id must be for the
+// core to keep it.
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 var _ http.Handler = (*Harness)(nil)
+
+// errorBody is the chacc error shape.
+func errorBody(detail, code, requestID string) []byte {
+	b, _ := json.Marshal(struct {
+		Detail    string `json:"detail"`
+		ErrorCode string `json:"error_code"`
+		RequestID string `json:"request_id"`
+	}{detail, code, requestID})
+	return b
+}

@@ -54,9 +54,10 @@ type Options struct {
 	Database *sdk.Database
 	// Mode is "development" or "production". Default: "development".
 	Mode string
-	// Call answers the module's [sdk.Runtime.Call]. Default: a 404 in the
-	// chacc error shape, as the core answers for a module that is not
-	// installed.
+	// Call answers the module's [sdk.Runtime.Call]; an error it returns
+	// should be a gRPC status, as the core's are. Default: codes.NotFound, as
+	// the core answers when no module serves the path ([sdk.ErrNotFound] for
+	// the caller).
 	Call func(ctx context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error)
 }
 
@@ -79,7 +80,7 @@ type Harness struct {
 	module   modulev1.ModuleClient
 	http     modulev1.HTTPClient
 	describe *modulev1.DescribeResponse
-	routes   []route
+	routes   []wire.Pattern
 
 	deliverMu sync.Mutex
 	delivered int // published events DeliverPublished has passed
@@ -98,14 +99,15 @@ func Start(t testing.TB, m sdk.Module, opts Options) *Harness {
 	h := &Harness{t: t, manifest: manifest, host: newHost(t, manifest, opts.Call)}
 
 	hostSrv, hostLis := listen(func(s *grpc.Server) { modulev1.RegisterHostServer(s, h.host) })
-	var hostConn *grpc.ClientConn
+	hostConn, err := dial(hostLis)
+	if err != nil {
+		t.Fatalf("sdktest: dial host: %v", err)
+	}
 	dialHost := func(brokerID uint32) (grpc.ClientConnInterface, error) {
 		if brokerID != hostBrokerID {
 			return nil, fmt.Errorf("sdktest: unknown host broker id %d", brokerID)
 		}
-		var err error
-		hostConn, err = dial(hostLis)
-		return hostConn, err
+		return hostConn, nil
 	}
 	server := sdk.NewServer(m, dialHost)
 	modSrv, modLis := listen(func(s *grpc.Server) {
@@ -118,22 +120,17 @@ func Start(t testing.TB, m sdk.Module, opts Options) *Harness {
 	}
 	h.module = modulev1.NewModuleClient(modConn)
 	h.http = modulev1.NewHTTPClient(modConn)
-
-	configured := false
 	t.Cleanup(func() {
-		if configured {
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer cancel()
-			if _, err := h.module.Shutdown(ctx, &modulev1.ShutdownRequest{}); err != nil {
-				t.Errorf("sdktest: module shutdown: %v", err)
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if _, err := h.module.Shutdown(ctx, &modulev1.ShutdownRequest{}); err != nil {
+			t.Errorf("sdktest: module shutdown: %v", err)
 		}
 		modConn.Close()
 		modSrv.Stop()
-		if hostConn != nil {
-			hostConn.Close()
-		}
+		hostConn.Close()
 		hostSrv.Stop()
+		h.host.close()
 	})
 
 	ctx := t.Context()
@@ -153,13 +150,12 @@ func Start(t testing.TB, m sdk.Module, opts Options) *Harness {
 	if err != nil {
 		t.Fatalf("sdktest: configure: %v", err)
 	}
-	configured = true
 
 	if h.describe, err = h.module.Describe(ctx, &modulev1.DescribeRequest{}); err != nil {
 		t.Fatalf("sdktest: describe: %v", err)
 	}
 	for _, r := range h.describe.GetRoutes() {
-		h.routes = append(h.routes, newRoute(r.GetMethod(), r.GetPath()))
+		h.routes = append(h.routes, wire.CompilePattern(r.GetMethod(), r.GetPath()))
 	}
 	if err := h.Health(ctx); err != nil {
 		t.Fatalf("sdktest: %v", err)
@@ -220,14 +216,22 @@ func (opts Options) manifest(t testing.TB) sdk.Manifest {
 
 // database returns the namespace opts selects.
 func (opts Options) database(t testing.TB) *modulev1.Database {
-	if d := opts.Database; d != nil {
-		return &modulev1.Database{Driver: d.Driver, Dsn: d.DSN, Schema: d.Schema}
+	d := opts.Database
+	if d == nil {
+		d = SQLite(t)
 	}
-	// The same parameters as the core's SQLite DSNs.
+	return &modulev1.Database{Driver: d.Driver, Dsn: d.DSN, Schema: d.Schema}
+}
+
+// SQLite returns a module namespace for [Options.Database] as the core makes
+// one on SQLite: a new file, here in t.TempDir(), with the core's connection
+// parameters. It is the default of [Options.Database]; use it to share one
+// database between two harnesses.
+func SQLite(t testing.TB) *sdk.Database {
 	dsn := filepath.Join(t.TempDir(), "module.db") +
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 		"&_txlock=immediate&_time_format=sqlite"
-	return &modulev1.Database{Driver: "sqlite", Dsn: dsn}
+	return &sdk.Database{Driver: "sqlite", DSN: dsn}
 }
 
 // listen starts a gRPC server with the wire's options on an in-memory
@@ -240,7 +244,8 @@ func listen(register func(*grpc.Server)) (*grpc.Server, *bufconn.Listener) {
 	return s, lis
 }
 
-// dial connects to an in-memory listener with the wire's options.
+// dial makes a client of an in-memory listener with the wire's options; it
+// connects on first use.
 func dial(lis *bufconn.Listener) (*grpc.ClientConn, error) {
 	return grpc.NewClient("passthrough:///bufconn", wire.DialOptions(
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),

@@ -195,6 +195,22 @@ func TestHandlerPanic(t *testing.T) {
 	assert.Equal(t, "boom", logs[0].GetAttrs()["panic"])
 }
 
+func TestModuleFailure(t *testing.T) {
+	// A handler that aborts before answering leaves the stream without a
+	// response: the core answers 503 in that case.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /test/abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	h := start(t, mux, sdktest.Options{}, nil)
+
+	resp := h.Do(httptest.NewRequest(http.MethodGet, "/test/abort", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	var body map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	assert.Equal(t, "MODULE_UNAVAILABLE", body["error_code"])
+	assert.Equal(t, resp.Header.Get("X-Request-ID"), body["request_id"])
+}
+
 func TestRequestInfo(t *testing.T) {
 	type seen struct {
 		Principal    sdk.Principal
@@ -207,8 +223,8 @@ func TestRequestInfo(t *testing.T) {
 		json.NewEncoder(w).Encode(seen{Principal: p, Anonymous: !ok, Request: sdk.RequestFrom(r.Context()), HeaderLength: r.ContentLength})
 	})
 	h := start(t, echoInfo, sdktest.Options{}, nil,
-		sdk.Route{Method: http.MethodGet, Path: "/test/items/:id"},
 		sdk.Route{Method: http.MethodGet, Path: "/test/items/special"},
+		sdk.Route{Method: http.MethodGet, Path: "/test/items/:id"},
 		sdk.Route{Method: "*", Path: "/test/files/*"},
 	)
 	admin := sdk.Principal{Subject: "u1", Roles: []string{"admin"}, Scopes: []string{"read"}, Method: "jwt"}
@@ -230,7 +246,7 @@ func TestRequestInfo(t *testing.T) {
 			principal: &admin,
 		},
 		{
-			name: "literal route preferred over param",
+			name: "first declared route wins",
 			req:  withHeaders(httptest.NewRequest(http.MethodGet, "/test/items/special", nil), "X-Request-ID", "req-2"),
 			want: sdk.RequestInfo{ID: "req-2", CorrelationID: "req-2", ClientIP: "192.0.2.1", Route: "/test/items/special"},
 		},
@@ -385,29 +401,23 @@ func TestDeliver(t *testing.T) {
 }
 
 func TestCall(t *testing.T) {
-	tests := []struct {
-		name       string
-		call       func(context.Context, *modulev1.CallRequest) (*modulev1.CallResponse, error)
-		wantStatus int
-		wantBody   string
-	}{
-		{name: "default: not installed", wantStatus: http.StatusNotFound,
-			wantBody: `{"detail":"Module \"other\" is not installed.","error_code":"MODULE_NOT_FOUND","request_id":""}`},
-		{name: "answered by Options.Call", wantStatus: http.StatusOK, wantBody: `{"path":"/other/x"}`,
-			call: func(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
-				return &modulev1.CallResponse{Status: http.StatusOK, Body: []byte(`{"path":"` + req.GetPath() + `"}`)}, nil
-			}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var rt *sdk.Runtime
-			start(t, http.NotFoundHandler(), sdktest.Options{Call: tc.call}, func(r *sdk.Runtime) { rt = r })
-			resp, err := rt.Call(t.Context(), "other", http.MethodGet, "/other/x", nil, nil)
-			require.NoError(t, err)
-			assert.Equal(t, tc.wantStatus, resp.Status)
-			assert.JSONEq(t, tc.wantBody, string(resp.Body))
-		})
-	}
+	t.Run("default: no module serves the path", func(t *testing.T) {
+		var rt *sdk.Runtime
+		start(t, http.NotFoundHandler(), sdktest.Options{}, func(r *sdk.Runtime) { rt = r })
+		_, err := rt.Call(t.Context(), "other", http.MethodGet, "/other/x", nil, nil)
+		assert.ErrorIs(t, err, sdk.ErrNotFound)
+	})
+	t.Run("answered by Options.Call", func(t *testing.T) {
+		var rt *sdk.Runtime
+		call := func(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
+			return &modulev1.CallResponse{Status: http.StatusOK, Body: []byte(`{"path":"` + req.GetPath() + `"}`)}, nil
+		}
+		start(t, http.NotFoundHandler(), sdktest.Options{Call: call}, func(r *sdk.Runtime) { rt = r })
+		resp, err := rt.Call(t.Context(), "other", http.MethodGet, "/other/x", nil, nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.Status)
+		assert.JSONEq(t, `{"path":"/other/x"}`, string(resp.Body))
+	})
 }
 
 func TestHealth(t *testing.T) {
