@@ -79,7 +79,7 @@ type module struct {
 	gen       int // bumped by every lifecycle change; a stale supervisor gives up
 
 	inst   atomic.Pointer[instance.Instance]
-	routes atomic.Pointer[[]declaredRoute]
+	routes atomic.Pointer[declaredRoutes]
 	// mounted holds the prefixes the module answers on while it is enabled
 	// (served, or 503 while down); nil when it is disabled (404).
 	mounted atomic.Pointer[[]string]
@@ -202,8 +202,7 @@ func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Modu
 // mount makes inst the serving instance of mod and returns the one it
 // replaced. Callers hold opMu or are the supervisor with a current gen.
 func (m *Manager) mount(mod *module, inst *instance.Instance) *instance.Instance {
-	routes := compileRoutes(inst.Describe().GetRoutes())
-	mod.routes.Store(&routes)
+	mod.routes.Store(compileRoutes(inst.Describe().GetRoutes()))
 	old := mod.inst.Swap(inst)
 	prefixes := mod.manifest.Prefixes()
 	mod.mounted.Store(&prefixes)

@@ -22,9 +22,11 @@ type routeEntry struct {
 	mod    *module
 }
 
-type declaredRoute struct {
-	pattern wire.Pattern
-	route   *modulev1.Route
+// declaredRoutes are a running module's routes with their compiled patterns,
+// index for index.
+type declaredRoutes struct {
+	patterns []wire.Pattern
+	routes   []*modulev1.Route
 }
 
 // Target is the module serving a request path.
@@ -60,11 +62,8 @@ func (m *Manager) Lookup(method, path string) (Target, bool) {
 		}
 		t.State = core.StateRunning
 		if rs := e.mod.routes.Load(); rs != nil {
-			for _, r := range *rs {
-				if params, ok := r.pattern.Match(method, path); ok {
-					t.Route, t.PathParams = r.route, params
-					break
-				}
+			if i, params := wire.BestMatch(rs.patterns, method, path); i >= 0 {
+				t.Route, t.PathParams = rs.routes[i], params
 			}
 		}
 		return t, true
@@ -91,12 +90,12 @@ func (m *Manager) rebuildRoutes() {
 	m.routes.Store(&routeTable{entries: entries})
 }
 
-func compileRoutes(rs []*modulev1.Route) []declaredRoute {
-	out := make([]declaredRoute, 0, len(rs))
+func compileRoutes(rs []*modulev1.Route) *declaredRoutes {
+	d := &declaredRoutes{routes: rs}
 	for _, r := range rs {
-		out = append(out, declaredRoute{pattern: wire.CompilePattern(r.GetMethod(), r.GetPath()), route: r})
+		d.patterns = append(d.patterns, wire.CompilePattern(r.GetMethod(), r.GetPath()))
 	}
-	return out
+	return d
 }
 
 // checkRoutes refuses declared routes outside the module's prefixes.

@@ -115,12 +115,9 @@ func (h *Harness) head(r *http.Request) *modulev1.RequestHead {
 		RequestId:     id,
 		CorrelationId: correlation,
 	}
-	// The core matches the declared routes in order; the first match wins.
-	for _, p := range h.routes {
-		if params, ok := p.Match(r.Method, r.URL.Path); ok {
-			head.Route, head.PathParams = p.Path, params
-			break
-		}
+	// The core picks the most specific declared route.
+	if i, params := wire.BestMatch(h.routes, r.Method, r.URL.Path); i >= 0 {
+		head.Route, head.PathParams = h.routes[i].Path, params
 	}
 	return head
 }

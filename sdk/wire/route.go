@@ -57,3 +57,52 @@ func (p Pattern) Match(method, path string) (map[string]string, bool) {
 func UnderPrefix(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
+
+// specificity ranks a pattern: literal segments first, then fewer ":param"
+// segments, then no trailing "*", then an exact method over "*".
+func (p Pattern) specificity() [4]int {
+	var lit, params, wild, method int
+	for i, s := range p.segs {
+		switch {
+		case s == "*" && i == len(p.segs)-1:
+			wild = 1
+		case strings.HasPrefix(s, ":"):
+			params++
+		default:
+			lit++
+		}
+	}
+	if p.Method != "" && p.Method != "*" {
+		method = 1
+	}
+	return [4]int{lit, -params, -wild, method}
+}
+
+// BestMatch returns the index of the most specific pattern matching the
+// request (see specificity), and its parameters; -1 when none matches. The
+// most specific wins, as in Echo's router, so that a route's requirements are
+// those of the handler that will actually serve it: "/x/items/admin" is never
+// guarded as "/x/items/:id".
+func BestMatch(ps []Pattern, method, path string) (int, map[string]string) {
+	best, bestParams := -1, map[string]string(nil)
+	var bestRank [4]int
+	for i, p := range ps {
+		params, ok := p.Match(method, path)
+		if !ok {
+			continue
+		}
+		if r := p.specificity(); best < 0 || greater(r, bestRank) {
+			best, bestParams, bestRank = i, params, r
+		}
+	}
+	return best, bestParams
+}
+
+func greater(a, b [4]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] > b[i]
+		}
+	}
+	return false
+}

@@ -39,3 +39,29 @@ func TestUnderPrefix(t *testing.T) {
 	assert.False(t, UnderPrefix("/helloworld", "/hello"))
 	assert.False(t, UnderPrefix("/", "/hello"))
 }
+
+func TestBestMatchPrefersTheMostSpecific(t *testing.T) {
+	ps := []Pattern{
+		CompilePattern("GET", "/x/items/:id"),
+		CompilePattern("GET", "/x/*"),
+		CompilePattern("GET", "/x/items/admin"),
+		CompilePattern("*", "/x/items/:id/:sub"),
+		CompilePattern("GET", "/x/items/:id/:sub"),
+	}
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"/x/items/admin", 2},
+		{"/x/items/42", 0},
+		{"/x/other/thing", 1},
+		{"/x/items/1/2", 4},
+		{"/y", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			got, _ := BestMatch(ps, "GET", tc.path)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

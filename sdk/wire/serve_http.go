@@ -43,6 +43,7 @@ func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) error {
 		return err
 	}
 	rw := &responseWriter{stream: stream, header: make(http.Header)}
+	defer rw.release()
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -117,7 +118,15 @@ type responseWriter struct {
 	status   int
 	headSent bool
 	buf      []byte
+	bufp     *[]byte // from chunkPool; Send copies, so the buffer is reused
 	err      error
+}
+
+func (w *responseWriter) release() {
+	if w.bufp != nil {
+		chunkPool.Put(w.bufp)
+		w.bufp, w.buf = nil, nil
+	}
 }
 
 var _ http.Flusher = (*responseWriter)(nil)
@@ -144,7 +153,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, ChunkSize)
+			w.bufp = chunkPool.Get().(*[]byte)
+			w.buf = (*w.bufp)[:0]
 		}
 		n := min(len(p), ChunkSize-len(w.buf))
 		w.buf = append(w.buf, p[:n]...)
