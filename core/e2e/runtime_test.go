@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,4 +251,36 @@ func TestEventsSurviveKills(t *testing.T) {
 			return r.status == 200 && int(r.json(t)["count"].(float64)) == 2*n
 		})
 	})
+}
+
+// TestModuleCallsThroughTheCore exercises Host.Call: hello calls its own
+// ping through the core, carrying the request id.
+func TestModuleCallsThroughTheCore(t *testing.T) {
+	s := startServer(t, storetest.Backend{Name: "sqlite"})
+	installHello(t, s)
+	r := s.do("GET", "/hello/relay", nil, "X-Request-ID", "relay-1")
+	require.Equal(t, 200, r.status, "%s", r.body)
+	body := r.json(t)
+	assert.Equal(t, float64(200), body["status"])
+	assert.Equal(t, map[string]any{"pong": true, "version": "0.1.0"}, body["response"])
+}
+
+// TestTamperedExecutableIsRefused changes the installed executable on disk:
+// the SHA-256 pinned at install stops every later start.
+func TestTamperedExecutableIsRefused(t *testing.T) {
+	s := startServer(t, storetest.Backend{Name: "sqlite"})
+	installHello(t, s)
+	require.Equal(t, 200, s.do("POST", "/modules/hello/disable", nil).status)
+	exe := filepath.Join(s.dir, "loaded", "hello", "0.1.0", "bin", runtime.GOOS+"-"+runtime.GOARCH, "hello")
+	f, err := os.OpenFile(exe, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("tampered"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	r := s.do("POST", "/modules/hello/enable", nil)
+	require.Equal(t, 422, r.status, "%s", r.body)
+	assert.Contains(t, r.json(t)["detail"], "checksum")
+	assert.Equal(t, 404, s.get("/hello/ping").status)
+	assert.Equal(t, false, s.get("/modules/hello").json(t)["is_enabled"])
 }

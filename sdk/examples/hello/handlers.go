@@ -33,12 +33,24 @@ func (a *api) handler() http.Handler {
 	e.GET("/hello/sse", a.sse)
 	e.POST("/hello/events", a.publish)
 	e.GET("/hello/events", a.listEvents)
+	e.GET("/hello/relay", a.relay)
 	return e
 }
 
 // ping answers that the module is up, with the installed version.
 func (a *api) ping(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"pong": true, "version": a.rt.Manifest().Version})
+}
+
+// relay calls this module's own ping through the core, the way a module
+// calls another: the core routes the call and passes the caller's identity and
+// request ids along.
+func (a *api) relay(c echo.Context) error {
+	resp, err := a.rt.Call(c.Request().Context(), "hello", http.MethodGet, "/hello/ping", nil, nil)
+	if err != nil {
+		return &httpError{Status: http.StatusBadGateway, Detail: "Call through the core failed: " + err.Error()}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": resp.Status, "response": json.RawMessage(resp.Body)})
 }
 
 // echoBody streams the request body back as it arrives, whatever its size: a

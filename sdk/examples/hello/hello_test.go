@@ -269,3 +269,22 @@ func TestMalformedEventIsAcknowledged(t *testing.T) {
 		return l.GetMessage() == "malformed hello.event ignored"
 	}))
 }
+
+func TestRelayCallsThroughTheHost(t *testing.T) {
+	var got *modulev1.CallRequest
+	h := sdktest.Start(t, module(), sdktest.Options{ManifestFile: "module_meta.json", Call: func(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
+		got = req
+		return &modulev1.CallResponse{Status: 200, Body: []byte(`{"pong":true}`)}, nil
+	}})
+	resp, body := do(t, h, http.MethodGet, "/hello/relay", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, map[string]any{"status": float64(200), "response": map[string]any{"pong": true}}, body)
+	require.NotNil(t, got)
+	assert.Equal(t, "hello", got.GetModule())
+	assert.Equal(t, "/hello/ping", got.GetPath())
+	assert.NotEmpty(t, got.GetRequestId(), "the request id travels with the call")
+
+	// The default fake host knows no module: the relay reports a bad gateway.
+	resp, _ = do(t, start(t, nil), http.MethodGet, "/hello/relay", "")
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+}

@@ -39,6 +39,7 @@ var routes = []sdk.Route{
 	{Method: http.MethodGet, Path: "/hello/sse", Summary: "Sends n server-sent tick events, interval_ms apart."},
 	{Method: http.MethodPost, Path: "/hello/events", MaxBodyBytes: maxEventBody, Summary: "Publishes a hello.event."},
 	{Method: http.MethodGet, Path: "/hello/events", Summary: "Lists the ids received in hello.event events."},
+	{Method: http.MethodGet, Path: "/hello/relay", Summary: "Calls /hello/ping through the core (module-to-module call)."},
 }
 
 func main() {
