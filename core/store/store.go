@@ -5,26 +5,20 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
-	// modernc.org/sqlite registers the pure-Go driver "sqlite" that the
-	// gorm SQLite dialector is pointed at; no cgo driver is linked.
-	_ "modernc.org/sqlite"
+	"github.com/chacc/chacc/sdk"
+	"github.com/chacc/chacc/sdk/sdkdb"
 )
 
 // Driver names, as returned by [DB.Driver] and put in [ModuleDB.Driver].
 const (
-	DriverSQLite   = "sqlite"
-	DriverPostgres = "postgres"
+	DriverSQLite   = sdkdb.DriverSQLite
+	DriverPostgres = sdkdb.DriverPostgres
 )
 
 // Config says where the core's data lives.
@@ -47,27 +41,17 @@ type DB struct {
 	sqlDB  *sql.DB
 }
 
-// Pool sizes. SQLite lets one connection write at a time whatever the pool;
-// WAL lets readers run beside that writer, so a few connections are enough
-// for parallel reads, and more would only add writers sleeping on
-// busy_timeout. Postgres gets a modest pool because each module holds
-// connections of its own to the same server.
+// The core's Postgres pool; SQLite keeps sdkdb's (one writer at a time).
 const (
-	sqliteMaxConns   = 8
-	postgresMaxOpen  = 20
-	postgresMaxIdle  = 10
-	postgresLifetime = 30 * time.Minute
-	postgresIdleTime = 5 * time.Minute
+	postgresMaxOpen = 20
+	postgresMaxIdle = 10
 )
-
-// slowQuery is the duration above which a query is logged as slow.
-const slowQuery = 200 * time.Millisecond
 
 // Open connects to the database cfg selects and checks that it answers. It
 // does not migrate; call [DB.Migrate].
 //
-// Queries are logged through [slog.Default] (as it is when Open is called)
-// only when they fail or take longer than 200ms, without their arguments.
+// Queries are logged as [sdkdb.Open] logs them: failures and slow queries
+// only, without their arguments.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = ".data"
@@ -78,54 +62,34 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	cfg.DataDir = dir
 
-	var (
-		driver    string
-		dialector gorm.Dialector
-	)
+	var d sdk.Database
 	switch {
 	case isPostgresURL(cfg.DatabaseURL):
-		driver = DriverPostgres
-		dialector = postgres.New(postgres.Config{DSN: cfg.DatabaseURL})
+		d = sdk.Database{Driver: DriverPostgres, DSN: cfg.DatabaseURL}
 	case cfg.DatabaseURL != "":
 		// The URL may hold a password: name only what was expected.
 		return nil, errors.New("store: DatabaseURL must start with postgres:// or postgresql://")
 	default:
-		driver = DriverSQLite
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: data dir: %w", err)
 		}
-		dsn := sqliteDSN(filepath.Join(dir, "chacc.db"))
-		dialector = sqlite.New(sqlite.Config{DriverName: DriverSQLite, DSN: dsn})
+		d = sdk.Database{Driver: DriverSQLite, DSN: sqliteDSN(filepath.Join(dir, "chacc.db"))}
 	}
-
-	gdb, err := gorm.Open(dialector, &gorm.Config{
-		Logger: logger.NewSlogLogger(slog.Default(), logger.Config{
-			SlowThreshold:             slowQuery,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			// Arguments can be whole archives or secrets.
-			ParameterizedQueries: true,
-		}),
-		// UTC and microseconds, so that a time reads back as it was written
-		// on both databases (Postgres keeps microseconds).
-		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		DisableAutomaticPing: true,
-	})
+	// The core opens its database exactly as a module opens its own
+	// (dialector, logging, UTC times); only the Postgres pool is wider, for
+	// the core's event dispatchers and lifecycle work.
+	gdb, err := sdkdb.Open(d)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", driver, err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
+	driver := d.Driver
 	sqlDB, err := gdb.DB()
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", driver, err)
 	}
-	if driver == DriverSQLite {
-		sqlDB.SetMaxOpenConns(sqliteMaxConns)
-		sqlDB.SetMaxIdleConns(sqliteMaxConns)
-	} else {
+	if driver == DriverPostgres {
 		sqlDB.SetMaxOpenConns(postgresMaxOpen)
 		sqlDB.SetMaxIdleConns(postgresMaxIdle)
-		sqlDB.SetConnMaxLifetime(postgresLifetime)
-		sqlDB.SetConnMaxIdleTime(postgresIdleTime)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
