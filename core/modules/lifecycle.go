@@ -181,7 +181,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		_ = os.RemoveAll(m.versionDir(old.Name, old.Version))
 		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, old.Name+"-"+old.Version+".chacc"))
 	}
-	m.log.Info("module "+action+"ed", "module", man.Name, "version", man.Version, "pid", inst.PID(), "actor", actor.Name)
+	m.log.Info("module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "pid", inst.PID(), "actor", actor.Name)
 	st, _ := m.Status(ctx, man.Name)
 	return &InstallResult{Status: st, Upgraded: hasOld, PreviousVersion: old.Version}, nil
 }
