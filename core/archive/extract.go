@@ -19,7 +19,34 @@ import (
 // re-hashes every file, failing with an [*Error] if a file differs from what
 // Read found or the executable's SHA-256 differs from ExecutableSHA256.
 // Failures to write are returned as they are.
-func (a *Archive) Extract(dir string) (err error) {
+func (a *Archive) Extract(dir string) error {
+	return extractInto(dir, a.dirs, func(tmp string) error {
+		budget := a.lim.MaxUnpackedBytes
+		for _, e := range a.entries {
+			n, sum, err := writeFile(tmp, e, budget)
+			if errors.Is(err, errLimit) {
+				return errTooBig(a.lim.MaxUnpackedBytes)
+			}
+			if err != nil {
+				return err
+			}
+			budget -= n
+			want := e.SHA256
+			if e.Name == a.exe {
+				want = a.ExecutableSHA256
+			}
+			if sum != want {
+				return invalid("Entry %s does not match its SHA-256: expected %s, got %s.", quote(e.Name), want, sum)
+			}
+		}
+		return nil
+	})
+}
+
+// extractInto creates a temporary sibling of dir holding dirs, lets fill
+// write the files into it, and renames it to dir; on any error nothing is
+// left behind. dir must not exist; its parent must.
+func extractInto(dir string, dirs []string, fill func(tmp string) error) (err error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("archive: extract to %s: %w", dir, fs.ErrExist)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -34,18 +61,13 @@ func (a *Archive) Extract(dir string) (err error) {
 			err = errors.Join(err, os.RemoveAll(tmp))
 		}
 	}()
-	for _, d := range a.dirs {
+	for _, d := range dirs {
 		if err := mkdir(filepath.Join(tmp, filepath.FromSlash(d))); err != nil {
 			return err
 		}
 	}
-	budget := a.lim.MaxUnpackedBytes
-	for _, e := range a.entries {
-		n, err := a.extractFile(tmp, e, budget)
-		if err != nil {
-			return err
-		}
-		budget -= n
+	if err := fill(tmp); err != nil {
+		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
@@ -61,12 +83,12 @@ func mkdir(dir string) error {
 	return os.Chmod(dir, 0o755)
 }
 
-// extractFile writes one file under root, at most budget bytes, and checks
-// its SHA-256. It returns the number of bytes written.
-func (a *Archive) extractFile(root string, e entry, budget int64) (int64, error) {
+// writeFile writes one file under root, at most budget bytes, and returns
+// its size and SHA-256.
+func writeFile(root string, e entry, budget int64) (int64, string, error) {
 	f, err := os.OpenFile(filepath.Join(root, filepath.FromSlash(e.Name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	n, sum, err := inflate(f, e.zf, budget)
 	if err == nil {
@@ -75,18 +97,5 @@ func (a *Archive) extractFile(root string, e entry, budget int64) (int64, error)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if errors.Is(err, errLimit) {
-		return n, errTooBig(a.lim.MaxUnpackedBytes)
-	}
-	if err != nil {
-		return n, err
-	}
-	want := e.SHA256
-	if e.Name == a.exe {
-		want = a.ExecutableSHA256
-	}
-	if sum != want {
-		return n, invalid("Entry %s does not match its SHA-256: expected %s, got %s.", quote(e.Name), want, sum)
-	}
-	return n, nil
+	return n, sum, err
 }

@@ -124,43 +124,83 @@ var errLimit = errors.New("archive: limit exceeded")
 // every file once to count and hash it but keeps in memory only
 // module_meta.json, module.sig, openapi.json and the executable's header.
 func Read(r io.ReaderAt, size int64, lim Limits, goos, goarch string) (*Archive, error) {
-	lim = lim.withDefaults()
-	// zip.NewReader reports unsafe names only under GODEBUG=zipinsecurepath=0,
-	// with a usable reader; checkPath refuses them with a clearer message.
-	zr, err := zip.NewReader(r, size)
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
-		return nil, invalid("Archive is not a valid zip file.")
-	}
-	if len(zr.File) > lim.MaxFiles {
-		return nil, tooLarge("Archive has %d entries; the limit is %d.", len(zr.File), lim.MaxFiles)
-	}
-	files, dirs, err := scan(zr.File, lim.MaxUnpackedBytes)
+	a, files, err := parse(r, size, lim, goos, goarch)
 	if err != nil {
-		return nil, err
-	}
-	a := &Archive{dirs: dirs, lim: lim}
-	if err := a.readManifest(files); err != nil {
-		return nil, err
-	}
-	a.Executable = "bin/" + goos + "-" + goarch + "/" + a.Manifest.Name
-	a.exe = a.Executable
-	exe := files[a.Executable]
-	if exe == nil {
-		return nil, invalid("No executable for %s/%s: expected '%s'.", goos, goarch, a.Executable)
-	}
-	if err := checkExecutable(exe, goos, goarch); err != nil {
-		return nil, err
-	}
-	if a.Signature, err = readOptional(files[sigFile], maxSigBytes); err != nil {
-		return nil, err
-	}
-	if a.OpenAPI, err = readOptional(files[openAPIFile], maxOpenAPIBytes); err != nil {
 		return nil, err
 	}
 	if err := a.hashFiles(files); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// ReadAndExtract is [Read] followed by [Archive.Extract] into dir, in one
+// pass: every file is inflated once, hashed and counted as it is written. It
+// refuses what Read refuses; on any error dir does not exist afterwards.
+func ReadAndExtract(r io.ReaderAt, size int64, lim Limits, goos, goarch, dir string) (*Archive, error) {
+	a, files, err := parse(r, size, lim, goos, goarch)
+	if err != nil {
+		return nil, err
+	}
+	err = extractInto(dir, a.dirs, func(tmp string) error {
+		budget := a.lim.MaxUnpackedBytes
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			e := a.newEntry(name, files[name])
+			n, sum, err := writeFile(tmp, e, budget)
+			if errors.Is(err, errLimit) {
+				return errTooBig(a.lim.MaxUnpackedBytes)
+			}
+			if err != nil {
+				return err
+			}
+			budget -= n
+			a.addEntry(e, n, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// parse does every check of Read that needs no inflating beyond the small
+// files, and returns the regular files by name.
+func parse(r io.ReaderAt, size int64, lim Limits, goos, goarch string) (*Archive, map[string]*zip.File, error) {
+	lim = lim.withDefaults()
+	// zip.NewReader reports unsafe names only under GODEBUG=zipinsecurepath=0,
+	// with a usable reader; checkPath refuses them with a clearer message.
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return nil, nil, invalid("Archive is not a valid zip file.")
+	}
+	if len(zr.File) > lim.MaxFiles {
+		return nil, nil, tooLarge("Archive has %d entries; the limit is %d.", len(zr.File), lim.MaxFiles)
+	}
+	files, dirs, err := scan(zr.File, lim.MaxUnpackedBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &Archive{dirs: dirs, lim: lim}
+	if err := a.readManifest(files); err != nil {
+		return nil, nil, err
+	}
+	a.Executable = "bin/" + goos + "-" + goarch + "/" + a.Manifest.Name
+	a.exe = a.Executable
+	exe := files[a.Executable]
+	if exe == nil {
+		return nil, nil, invalid("No executable for %s/%s: expected '%s'.", goos, goarch, a.Executable)
+	}
+	if err := checkExecutable(exe, goos, goarch); err != nil {
+		return nil, nil, err
+	}
+	if a.Signature, err = readOptional(files[sigFile], maxSigBytes); err != nil {
+		return nil, nil, err
+	}
+	if a.OpenAPI, err = readOptional(files[openAPIFile], maxOpenAPIBytes); err != nil {
+		return nil, nil, err
+	}
+	return a, files, nil
 }
 
 // scan checks every entry's name, type and header, and the declared total
@@ -310,8 +350,8 @@ func readSmall(zf *zip.File, maxBytes int64) ([]byte, error) {
 func (a *Archive) hashFiles(files map[string]*zip.File) error {
 	budget := a.lim.MaxUnpackedBytes
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		zf := files[name]
-		n, sum, err := inflate(io.Discard, zf, budget)
+		e := a.newEntry(name, files[name])
+		n, sum, err := inflate(io.Discard, e.zf, budget)
 		if errors.Is(err, errLimit) {
 			return errTooBig(a.lim.MaxUnpackedBytes)
 		}
@@ -319,15 +359,29 @@ func (a *Archive) hashFiles(files map[string]*zip.File) error {
 			return err
 		}
 		budget -= n
-		mode := fs.FileMode(0o644)
-		if name == a.exe {
-			mode = 0o755
-			a.ExecutableSHA256 = sum
-		}
-		a.entries = append(a.entries, entry{File{Name: name, Size: n, Mode: mode, SHA256: sum}, zf})
-		a.Files = append(a.Files, a.entries[len(a.entries)-1].File)
+		a.addEntry(e, n, sum)
 	}
 	return nil
+}
+
+// newEntry returns the entry for a regular file, with the mode it is
+// extracted with.
+func (a *Archive) newEntry(name string, zf *zip.File) entry {
+	mode := fs.FileMode(0o644)
+	if name == a.exe {
+		mode = 0o755
+	}
+	return entry{File{Name: name, Mode: mode}, zf}
+}
+
+// addEntry records a file once its size and SHA-256 are known.
+func (a *Archive) addEntry(e entry, n int64, sum string) {
+	e.Size, e.SHA256 = n, sum
+	if e.Name == a.exe {
+		a.ExecutableSHA256 = sum
+	}
+	a.entries = append(a.entries, e)
+	a.Files = append(a.Files, e.File)
 }
 
 // inflate streams the decompressed content of zf into w and returns its size

@@ -42,11 +42,20 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	if !strings.HasSuffix(strings.ToLower(filename), ".chacc") {
 		return nil, core.Errorf(core.EINVALID, "INVALID_FILE_TYPE", "Only .chacc module packages are allowed.")
 	}
+	// Read and extract in one pass into a staging directory; every failure
+	// below removes it.
+	staging := filepath.Join(m.cfg.LoadedDir, stagingPrefix+randomSuffix())
 	goos, goarch := platform()
-	arch, err := archive.Read(bytes.NewReader(data), int64(len(data)), m.cfg.Limits, goos, goarch)
+	arch, err := archive.ReadAndExtract(bytes.NewReader(data), int64(len(data)), m.cfg.Limits, goos, goarch, staging)
 	if err != nil {
 		return nil, archiveError(err)
 	}
+	cleanup := []string{staging}
+	defer func() {
+		for _, p := range cleanup {
+			_ = os.RemoveAll(p)
+		}
+	}()
 	man := arch.Manifest
 	if err := m.checkCoreVersion(man); err != nil {
 		return nil, err
@@ -89,22 +98,11 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		return fail(err)
 	}
 
-	// Stage files beside their final places, so a failure removes them whole.
 	modDir := filepath.Join(m.cfg.LoadedDir, man.Name)
 	if err := os.MkdirAll(modDir, 0o755); err != nil {
 		return nil, err
 	}
-	staging := filepath.Join(modDir, ".staging-"+randomSuffix())
-	if err := arch.Extract(staging); err != nil {
-		return fail(archiveError(err))
-	}
-	cleanup := []string{staging}
-	defer func() {
-		for _, p := range cleanup {
-			_ = os.RemoveAll(p)
-		}
-	}()
-	archiveTmp := filepath.Join(m.cfg.InstalledDir, ".upload-"+randomSuffix())
+	archiveTmp := filepath.Join(m.cfg.InstalledDir, uploadPrefix+randomSuffix())
 	if err := os.WriteFile(archiveTmp, data, 0o644); err != nil {
 		return nil, err
 	}
@@ -331,6 +329,27 @@ func (m *Manager) Uninstall(ctx context.Context, actor Actor, name string, purge
 		msg = fmt.Sprintf("Module '%s' uninstalled and its data deleted.", name)
 	}
 	return msg, nil
+}
+
+// Names of the files an install stages before it commits; a crash can leave
+// them behind, and Start removes them.
+const (
+	stagingPrefix = ".staging-"
+	uploadPrefix  = ".upload-"
+)
+
+// removeStaging deletes what an interrupted install left behind.
+func (m *Manager) removeStaging() {
+	for _, pattern := range []string{
+		filepath.Join(m.cfg.LoadedDir, stagingPrefix+"*"),
+		filepath.Join(m.cfg.LoadedDir, "*", ".old-*"),
+		filepath.Join(m.cfg.InstalledDir, uploadPrefix+"*"),
+	} {
+		paths, _ := filepath.Glob(pattern)
+		for _, p := range paths {
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 func isVersion(s string) bool { _, err := semver.StrictNewVersion(s); return err == nil }

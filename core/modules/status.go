@@ -24,6 +24,7 @@ import (
 // is installed, then starts every enabled module in dependency order. A module
 // that fails to start is marked failed; the core keeps serving.
 func (m *Manager) Start(ctx context.Context, bootstrap []string) error {
+	m.removeStaging()
 	for _, path := range bootstrap {
 		m.bootstrap(ctx, path)
 	}
