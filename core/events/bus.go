@@ -129,7 +129,7 @@ func (b *Bus) Subscribe(ctx context.Context, name string, patterns []string) err
 		}
 	}
 	dctx, cancel := context.WithCancel(b.ctx)
-	d := &dispatcher{bus: b, name: name, cancel: cancel, wakeC: make(chan struct{}, 1)}
+	d := &dispatcher{bus: b, name: name, cancel: cancel, wakeC: make(chan struct{}, 1), doneC: make(chan struct{})}
 	d.setPatterns(patterns)
 	b.subs[name] = d
 	b.wg.Add(1)
@@ -209,9 +209,10 @@ type dispatcher struct {
 	cancel context.CancelFunc
 	wakeC  chan struct{}
 
+	doneC chan struct{} // closed when run returns
+
 	mu       sync.Mutex
 	patterns []string
-	doneC    chan struct{}
 }
 
 func (d *dispatcher) setPatterns(p []string) {
@@ -238,18 +239,10 @@ func (d *dispatcher) wake() {
 	}
 }
 
-func (d *dispatcher) done() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.doneC
-}
+func (d *dispatcher) done() <-chan struct{} { return d.doneC }
 
 func (d *dispatcher) run(ctx context.Context) {
-	d.mu.Lock()
-	d.doneC = make(chan struct{})
-	doneC := d.doneC
-	d.mu.Unlock()
-	defer close(doneC)
+	defer close(d.doneC)
 
 	b := d.bus
 	backoff := time.Duration(0)

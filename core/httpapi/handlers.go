@@ -100,10 +100,11 @@ func (s *Server) install(c echo.Context) error {
 			return err
 		}
 		if res.Upgraded {
-			return c.JSON(http.StatusOK, map[string]any{
-				"message": "Module '" + res.Status.Name + "' upgraded from " + res.PreviousVersion + " to " + res.Status.Version + " and running.",
-				"module":  res.Status,
-			})
+			msg := "Module '" + res.Status.Name + "' upgraded from " + res.PreviousVersion + " to " + res.Status.Version + " and running."
+			if !res.Status.IsEnabled {
+				msg = "Module '" + res.Status.Name + "' upgraded from " + res.PreviousVersion + " to " + res.Status.Version + "; it stays disabled."
+			}
+			return c.JSON(http.StatusOK, map[string]any{"message": msg, "module": res.Status})
 		}
 		return c.JSON(http.StatusCreated, map[string]any{
 			"message": "Module '" + res.Status.Name + "' installed and running.",

@@ -60,8 +60,14 @@ type Instance struct {
 	describe *modulev1.DescribeResponse
 
 	inflight atomic.Int64
+	stopping atomic.Bool
 	stopOnce sync.Once
+	pipes    []*io.PipeWriter // stderr and go-plugin log lines; closed by Kill
 }
+
+// ErrStopping is returned by Forward and HandleEvent once Stop has begun: the
+// request was not sent and may go to the instance that replaced this one.
+var ErrStopping = errors.New("module instance is stopping")
 
 // Start starts the process and returns once it is configured, described and
 // healthy. On any failure the process is killed.
@@ -81,6 +87,8 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	cmd.Env = cfg.Env
 	setProcAttr(cmd)
 	inst := &Instance{cfg: cfg, cmd: cmd}
+	stderr, logOut := lineWriter(cfg.Stderr), lineWriter(func(line string) { logger(cfg.Logger).Warn(line) })
+	inst.pipes = []*io.PipeWriter{stderr, logOut}
 	inst.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          plugin.PluginSet{wire.PluginName: &wire.Plugin{}},
@@ -89,12 +97,12 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
-		Stderr:           lineWriter(cfg.Stderr),
-		Logger:           hclogTo(cfg.Logger),
+		Stderr:           stderr,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Warn, Output: logOut}),
 		GRPCDialOptions:  wire.DialOptions(),
 	})
 	if err := inst.start(ctx); err != nil {
-		inst.client.Kill()
+		inst.Kill()
 		return nil, err
 	}
 	return inst, nil
@@ -172,14 +180,30 @@ func (i *Instance) Health(ctx context.Context) error {
 
 // Forward carries one HTTP exchange to the module (see wire.Forward).
 func (i *Instance) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
-	i.inflight.Add(1)
+	if !i.enter() {
+		return ErrStopping
+	}
 	defer i.inflight.Add(-1)
 	return wire.Forward(ctx, i.conn.HTTP, head, body, w)
 }
 
+// enter counts a request in flight unless Stop has begun. Stop sets stopping
+// before it reads the count, so a request is either counted and drained, or
+// refused before anything is sent.
+func (i *Instance) enter() bool {
+	i.inflight.Add(1)
+	if i.stopping.Load() {
+		i.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
 // HandleEvent delivers one event.
 func (i *Instance) HandleEvent(ctx context.Context, ev *modulev1.Event) error {
-	i.inflight.Add(1)
+	if !i.enter() {
+		return ErrStopping
+	}
 	defer i.inflight.Add(-1)
 	_, err := i.conn.Module.HandleEvent(ctx, ev)
 	if err != nil {
@@ -192,11 +216,14 @@ func (i *Instance) HandleEvent(ctx context.Context, ev *modulev1.Event) error {
 // module to shut down, and ends the process. It may be called more than once.
 func (i *Instance) Stop(ctx context.Context) {
 	i.stopOnce.Do(func() {
-		for i.inflight.Load() > 0 && ctx.Err() == nil {
+		i.stopping.Store(true)
+	drain:
+		for i.inflight.Load() > 0 {
 			select {
 			case <-ctx.Done():
+				break drain
 			case <-i.Exited():
-				return
+				break drain
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
@@ -207,12 +234,20 @@ func (i *Instance) Stop(ctx context.Context) {
 			_, _ = i.conn.Module.Shutdown(sctx, &modulev1.ShutdownRequest{})
 			cancel()
 		}
-		i.client.Kill()
+		i.Kill()
 	})
 }
 
-// Kill ends the process at once.
-func (i *Instance) Kill() { i.client.Kill() }
+// Kill ends the process at once (if it still runs) and releases everything
+// the instance holds: the connection, the broker and its Host server, the log
+// pipes. It is also how a crashed instance is cleaned up.
+func (i *Instance) Kill() {
+	i.stopping.Store(true)
+	i.client.Kill()
+	for _, p := range i.pipes {
+		_ = p.Close()
+	}
+}
 
 // statusMessage turns a gRPC status error into a plain error with its message.
 func statusMessage(err error) error {
@@ -222,10 +257,10 @@ func statusMessage(err error) error {
 	return err
 }
 
-// lineWriter turns a byte stream into calls of fn per line.
-func lineWriter(fn func(string)) io.Writer {
+// lineWriter turns a byte stream into calls of fn per line, until closed.
+func lineWriter(fn func(string)) *io.PipeWriter {
 	if fn == nil {
-		return io.Discard
+		fn = func(string) {}
 	}
 	pr, pw := io.Pipe()
 	go func() {
@@ -239,14 +274,10 @@ func lineWriter(fn func(string)) io.Writer {
 	return pw
 }
 
-// hclogTo routes go-plugin's own warnings and errors into slog.
-func hclogTo(l *slog.Logger) hclog.Logger {
+// logger returns l, or the default logger.
+func logger(l *slog.Logger) *slog.Logger {
 	if l == nil {
-		l = slog.Default()
+		return slog.Default()
 	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   "go-plugin",
-		Level:  hclog.Warn,
-		Output: lineWriter(func(line string) { l.Warn(line) }),
-	})
+	return l
 }

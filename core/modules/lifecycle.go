@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/chacc/chacc/core"
 	"github.com/chacc/chacc/core/archive"
+	"github.com/chacc/chacc/core/instance"
 	"github.com/chacc/chacc/core/store"
 	"github.com/chacc/chacc/sdk"
 )
@@ -91,8 +93,13 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	if err := checkConflicts(man, others); err != nil {
 		return fail(err)
 	}
-	if err := checkDependencies(man, others); err != nil {
-		return fail(err)
+	// An upgrade keeps the operator's choice: a disabled module stays
+	// disabled, and is neither started nor required to have its dependencies.
+	enabled := !hasOld || old.Enabled
+	if enabled {
+		if err := checkDependencies(man, others); err != nil {
+			return fail(err)
+		}
 	}
 	if err := checkDependents(man.Name, man.Version, others); err != nil {
 		return fail(err)
@@ -111,7 +118,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	sum := sha256.Sum256(data)
 	now := time.Now().UTC()
 	rec := store.Module{
-		Name: man.Name, Version: man.Version, Enabled: true, ManifestJSON: string(mustJSON(man)),
+		Name: man.Name, Version: man.Version, Enabled: enabled, ManifestJSON: string(mustJSON(man)),
 		ArchiveSHA256: hex.EncodeToString(sum[:]), ExecutableSHA256: arch.ExecutableSHA256,
 		Executable: arch.Executable, InstalledAt: now, UpdatedAt: now,
 	}
@@ -119,14 +126,35 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		rec.InstalledAt = old.InstalledAt
 	}
 	mod := m.getOrCreate(man.Name)
-	inst, err := m.startInstance(ctx, mod, rec, man, staging)
-	if err != nil {
-		if !hasOld {
-			m.forget(man.Name)
+	// A first install that fails must not leave the namespace and data
+	// directory its start created; they are new exactly when the data
+	// directory is (uninstall without purge keeps both).
+	dataDir := filepath.Join(m.cfg.DataDir, "modules", man.Name)
+	_, statErr := os.Stat(dataDir)
+	freshData := !hasOld && errors.Is(statErr, fs.ErrNotExist)
+	undo := func() {
+		if hasOld {
+			return
 		}
-		return fail(core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", man.Name, err))
+		m.forget(man.Name)
+		if freshData {
+			if err := m.db.DropModuleDatabase(context.WithoutCancel(ctx), man.Name); err != nil {
+				m.log.Error("drop database of failed install", "module", man.Name, "error", err)
+			}
+			_ = os.RemoveAll(dataDir)
+		}
+		_ = os.Remove(modDir) // only if empty
 	}
-	rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, inst.Describe().GetSubscribes())))
+	var inst *instance.Instance
+	rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, nil)))
+	if enabled {
+		inst, err = m.startInstance(ctx, mod, rec, man, staging)
+		if err != nil {
+			undo()
+			return fail(core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", man.Name, err))
+		}
+		rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, inst.Describe().GetSubscribes())))
+	}
 
 	action := "install"
 	if hasOld {
@@ -145,10 +173,10 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		return tx.Create(auditEntry(actor, action, man.Name, man.Version, nil)).Error
 	})
 	if err != nil {
-		inst.Kill()
-		if !hasOld {
-			m.forget(man.Name)
+		if inst != nil {
+			inst.Kill()
 		}
+		undo()
 		return nil, fmt.Errorf("record module: %w", err)
 	}
 
@@ -172,15 +200,21 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	mod.gen++
 	mod.rec, mod.manifest = rec, man
 	mod.crashes, mod.restarts = nil, 0
-	prev := m.mount(mod, inst)
+	var prev *instance.Instance
+	if inst != nil {
+		prev = m.mount(mod, inst)
+	}
 	mod.mu.Unlock()
 	m.stop(prev)
 	if hasOld && old.Version != man.Version {
 		_ = os.RemoveAll(m.versionDir(old.Name, old.Version))
 		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, old.Name+"-"+old.Version+".chacc"))
 	}
-	m.log.Info("module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "pid", inst.PID(), "actor", actor.Name)
-	st, _ := m.Status(ctx, man.Name)
+	m.log.Info("module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name)
+	st, err := m.Status(context.WithoutCancel(ctx), man.Name)
+	if err != nil {
+		return nil, err
+	}
 	return &InstallResult{Status: st, Upgraded: hasOld, PreviousVersion: old.Version}, nil
 }
 
@@ -231,8 +265,9 @@ func (m *Manager) Enable(ctx context.Context, actor Actor, name string) (string,
 	mod.gen++
 	mod.rec, mod.manifest = rec, man
 	mod.crashes = nil
-	m.mount(mod, inst)
+	prev := m.mount(mod, inst)
 	mod.mu.Unlock()
+	m.stop(prev) // a supervisor's restart that raced with us
 	return fmt.Sprintf("Module '%s' enabled and running.", name), nil
 }
 

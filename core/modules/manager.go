@@ -244,6 +244,7 @@ func (m *Manager) stop(inst *instance.Instance) {
 // crashed and left for an operator.
 func (m *Manager) supervise(mod *module, inst *instance.Instance, gen int) {
 	<-inst.Exited()
+	inst.Kill() // release the connection, broker and pipes of the dead process
 	backoff := time.Duration(0)
 	for {
 		mod.mu.Lock()
@@ -282,6 +283,12 @@ func (m *Manager) supervise(mod *module, inst *instance.Instance, gen int) {
 
 		time.Sleep(backoff)
 		backoff = min(max(backoff*2, m.cfg.RestartBackoffMin), m.cfg.RestartBackoffMax)
+		mod.mu.Lock()
+		current := mod.gen == gen
+		mod.mu.Unlock()
+		if !current {
+			return // disabled, uninstalled or replaced while we waited
+		}
 
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.StartTimeout)
 		next, err := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version))

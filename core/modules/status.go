@@ -28,6 +28,9 @@ func (m *Manager) Start(ctx context.Context, bootstrap []string) error {
 	for _, path := range bootstrap {
 		m.bootstrap(ctx, path)
 	}
+	// Lifecycle calls that arrive while the modules start wait for them.
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	recs, err := m.records(ctx)
 	if err != nil {
 		return err
@@ -85,8 +88,12 @@ func (m *Manager) startRecorded(ctx context.Context, rec store.Module) {
 		m.log.Error("module failed to start", "module", rec.Name, "error", err)
 		return
 	}
-	m.mount(mod, inst)
+	mod.gen++
+	prev := m.mount(mod, inst)
 	m.log.Info("module started", "module", rec.Name, "version", rec.Version, "pid", inst.PID())
+	if prev != nil {
+		go m.stop(prev)
+	}
 }
 
 func (m *Manager) bootstrap(ctx context.Context, pattern string) {

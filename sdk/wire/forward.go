@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
@@ -105,15 +106,30 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 	}
 
 	started := false
-	fail := func(err error) error {
+	flusher, _ := w.(http.Flusher)
+	// stopBody ends the upload once the module no longer wants it: the
+	// answer is flushed first, then a blocked read of the client's body is
+	// cut short (a slow or endless upload must not hold the answer back).
+	stopBody := func() {
 		cancel()
+		select {
+		case <-bodyDone:
+			return
+		default:
+		}
+		if flusher != nil && started {
+			flusher.Flush()
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 		<-bodyDone
+	}
+	fail := func(err error) error {
+		stopBody()
 		if bodyErr != nil {
 			return &ForwardError{Started: started, Body: true, Err: bodyErr}
 		}
 		return &ForwardError{Started: started, Err: err}
 	}
-	flusher, _ := w.(http.Flusher)
 	for {
 		frame, err := stream.Recv()
 		if err != nil {
@@ -156,8 +172,7 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 			break
 		}
 	}
-	cancel()
-	<-bodyDone
+	stopBody()
 	return nil
 }
 

@@ -12,6 +12,9 @@ import (
 	"runtime/debug"
 	"strconv"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
 
@@ -29,7 +32,7 @@ type httpServer struct {
 	log     *slog.Logger
 }
 
-func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) error {
+func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) (err error) {
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -45,18 +48,24 @@ func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) error {
 	rw := &responseWriter{stream: stream, header: make(http.Header)}
 	defer rw.release()
 	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				return
-			}
-			s.log.Error("panic in module handler", "panic", fmt.Sprint(p), "path", head.GetPath(), "request_id", head.GetRequestId(), "stack", string(debug.Stack()))
-			if !rw.headSent && len(rw.buf) == 0 {
-				rw.header = http.Header{"Content-Type": {"application/json"}}
-				rw.status = http.StatusInternalServerError
-				rw.buf = append(rw.buf[:0], fmt.Sprintf(`{"detail":"Internal error.","error_code":"INTERNAL_ERROR","request_id":%q}`, head.GetRequestId())...)
-			}
-			_ = rw.finish()
+		p := recover()
+		if p == nil {
+			return
 		}
+		if p != http.ErrAbortHandler {
+			s.log.Error("panic in module handler", "panic", fmt.Sprint(p), "path", head.GetPath(), "request_id", head.GetRequestId(), "stack", string(debug.Stack()))
+		}
+		if rw.headSent || p == http.ErrAbortHandler {
+			// Part of the answer is out: end the stream with an error so the
+			// core cuts the client's connection instead of ending the body
+			// cleanly, which would pass a truncated body off as whole.
+			err = status.Error(codes.Aborted, "handler aborted mid-response")
+			return
+		}
+		rw.header = http.Header{"Content-Type": {"application/json"}}
+		rw.status = http.StatusInternalServerError
+		rw.buf = append(rw.buf[:0], fmt.Sprintf(`{"detail":"Internal error.","error_code":"INTERNAL_ERROR","request_id":%q}`, head.GetRequestId())...)
+		err = rw.finish()
 	}()
 	s.handler.ServeHTTP(rw, req)
 	return rw.finish()
