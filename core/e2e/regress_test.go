@@ -65,3 +65,34 @@ func TestFailedInstallLeavesNoData(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "database left behind")
 	assert.Equal(t, []any{}, s.get("/modules/").json(t)["modules"])
 }
+
+// TestInstallConflictsAndDependencies: a prefix taken by another module is
+// 409, unmet dependencies are 422 naming each one; neither writes anything.
+func TestInstallConflictsAndDependencies(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b storetest.Backend) {
+		s := startServer(t, b)
+		installHello(t, s)
+		plat := "bin/" + runtime.GOOS + "-" + runtime.GOARCH
+		archive := func(manifest string) []byte {
+			return zipOf(t, zipFile{"module_meta.json", []byte(manifest), 0o644}, zipFile{plat + "/other", tinyExec, 0o755})
+		}
+
+		r := s.upload("other.chacc", archive(`{"name":"other","version":"1.0.0","base_path_prefix":"/hello/sub"}`), "")
+		require.Equal(t, 409, r.status, "%s", r.body)
+		assert.Equal(t, "PREFIX_CONFLICT", r.json(t)["error_code"])
+		assert.Contains(t, r.json(t)["detail"], "module 'hello'")
+
+		r = s.upload("other.chacc", archive(`{"name":"other","version":"1.0.0","dependencies":{"auth":"^1.0.0","hello":">=2.0.0"}}`), "")
+		require.Equal(t, 422, r.status, "%s", r.body)
+		assert.Equal(t, "DEPENDENCY_UNMET", r.json(t)["error_code"])
+		assert.Equal(t, "Module 'other' has unmet dependencies: 'auth' (^1.0.0) is not installed; 'hello' is 0.1.0, which is not >=2.0.0.", r.json(t)["detail"])
+
+		r = s.upload("other.chacc", archive(`{"name":"other","version":"1.0.0","required_chacc_version":">=99.0.0"}`), "")
+		require.Equal(t, 422, r.status, "%s", r.body)
+		assert.Equal(t, "CORE_VERSION_UNMET", r.json(t)["error_code"])
+
+		assert.Equal(t, []string{"hello-0.1.0.chacc"}, s.dirEntries("installed"))
+		assert.Equal(t, []string{"hello"}, s.dirEntries("loaded"))
+		assert.Len(t, s.get("/modules/").json(t)["modules"], 1)
+	})
+}
