@@ -62,6 +62,10 @@ type Config struct {
 	// published by other core instances. CHACC_EVENT_POLL_INTERVAL.
 	// Default: 1s.
 	EventPollInterval time.Duration
+	// ReconcileInterval is how often the core re-reads the desired state to
+	// follow changes made by other core instances on the same database.
+	// CHACC_RECONCILE_INTERVAL. Default: 5s.
+	ReconcileInterval time.Duration
 	// ShutdownTimeout bounds a graceful stop. CHACC_SHUTDOWN_TIMEOUT.
 	// Default: 20s.
 	ShutdownTimeout time.Duration
@@ -92,6 +96,7 @@ func load(getenv func(string) string) (Config, error) {
 		RestartBackoffMin: 100 * time.Millisecond,
 		RestartBackoffMax: 30 * time.Second,
 		EventPollInterval: time.Second,
+		ReconcileInterval: 5 * time.Second,
 		ShutdownTimeout:   20 * time.Second,
 	}
 	p := parser{getenv: getenv}
@@ -105,6 +110,7 @@ func load(getenv func(string) string) (Config, error) {
 	p.duration("CHACC_RESTART_BACKOFF_MIN", &c.RestartBackoffMin)
 	p.duration("CHACC_RESTART_BACKOFF_MAX", &c.RestartBackoffMax)
 	p.duration("CHACC_EVENT_POLL_INTERVAL", &c.EventPollInterval)
+	p.duration("CHACC_RECONCILE_INTERVAL", &c.ReconcileInterval)
 	p.duration("CHACC_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	if p.err != nil {
 		return Config{}, p.err

@@ -151,17 +151,42 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b storetest.Backend)) {
 func startServer(t *testing.T, b storetest.Backend, extraEnv ...string) *server {
 	t.Helper()
 	s := &server{t: t, dir: t.TempDir(), backend: b}
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"CHACC_DATA_DIR=" + filepath.Join(s.dir, "data"),
-		"CHACC_MODULES_INSTALLED_DIR=" + filepath.Join(s.dir, "installed"),
-		"CHACC_MODULES_LOADED_DIR=" + filepath.Join(s.dir, "loaded"),
-		"CHACC_LOG_LEVEL=debug",
-		"CHACC_EVENT_POLL_INTERVAL=200ms",
-	}
+	env := baseEnv(s.dir)
 	if b.Name == "postgres" {
 		env = append(env, "DATABASE_URL="+storetest.FreshPostgres(t))
 	}
+	return s.launch(env, extraEnv)
+}
+
+// startPeer starts a second core on the same database as s, with
+// directories of its own: a cluster of two.
+func startPeer(t *testing.T, s *server, extraEnv ...string) *server {
+	t.Helper()
+	p := &server{t: t, dir: t.TempDir(), backend: s.backend}
+	env := baseEnv(p.dir)
+	for _, kv := range s.env {
+		if strings.HasPrefix(kv, "DATABASE_URL=") {
+			env = append(env, kv)
+		}
+	}
+	return p.launch(env, extraEnv)
+}
+
+// baseEnv is a core's environment with its directories under dir.
+func baseEnv(dir string) []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"CHACC_DATA_DIR=" + filepath.Join(dir, "data"),
+		"CHACC_MODULES_INSTALLED_DIR=" + filepath.Join(dir, "installed"),
+		"CHACC_MODULES_LOADED_DIR=" + filepath.Join(dir, "loaded"),
+		"CHACC_LOG_LEVEL=debug",
+		"CHACC_EVENT_POLL_INTERVAL=200ms",
+		"CHACC_RECONCILE_INTERVAL=200ms",
+	}
+}
+
+func (s *server) launch(env, extraEnv []string) *server {
+	t := s.t
 	s.env = append(env, extraEnv...)
 	s.start()
 	t.Cleanup(func() {

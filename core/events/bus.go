@@ -1,6 +1,8 @@
 // Package events is the core's event bus: an outbox in the core database and
 // one dispatcher per subscribing module that delivers every matching event at
 // least once, in outbox order, retrying with backoff while the module is down.
+// With several core instances on one Postgres, only the one holding the
+// dispatch lease (store.DB.Leader) delivers, so the order holds cluster-wide.
 // The delivery position of each subscriber is stored, so a core restart loses
 // and reorders nothing.
 package events
@@ -278,6 +280,9 @@ func (d *dispatcher) sleep(ctx context.Context, dur time.Duration) {
 // step delivers the next batch; it reports whether the position moved.
 func (d *dispatcher) step(ctx context.Context) (bool, error) {
 	b := d.bus
+	if !b.db.Leader(ctx) {
+		return false, nil // another core instance dispatches; look again later
+	}
 	cur, _, err := b.db.Cursor(ctx, d.name)
 	if err != nil {
 		return false, err

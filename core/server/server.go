@@ -87,6 +87,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := mgr.Start(ctx, cfg.BootstrapModules); err != nil {
 		log.Error("module start-up", "error", err)
 	}
+	recCtx, stopReconciler := context.WithCancel(ctx)
+	defer stopReconciler()
+	go mgr.RunReconciler(recCtx, cfg.ReconcileInterval)
 
 	select {
 	case <-ctx.Done():
@@ -96,6 +99,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("shutting down")
+	stopReconciler()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

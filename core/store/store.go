@@ -39,6 +39,7 @@ type DB struct {
 	driver string
 	cfg    Config
 	sqlDB  *sql.DB
+	lease  lease
 }
 
 // The core's Postgres pool; SQLite keeps sdkdb's (one writer at a time).
@@ -105,7 +106,10 @@ func (db *DB) Driver() string { return db.driver }
 func (db *DB) Ping(ctx context.Context) error { return db.sqlDB.PingContext(ctx) }
 
 // Close closes every connection of the pool.
-func (db *DB) Close() error { return db.sqlDB.Close() }
+func (db *DB) Close() error {
+	db.releaseLease()
+	return db.sqlDB.Close()
+}
 
 func isPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")

@@ -1,0 +1,139 @@
+package modules
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chacc/chacc/core"
+	"github.com/chacc/chacc/core/store"
+)
+
+// RunReconciler calls Reconcile every interval until ctx is done. It is how a
+// core instance follows changes that another instance on the same database
+// made; the changes this instance makes itself are already in effect.
+func (m *Manager) RunReconciler(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Reconcile(ctx)
+		}
+	}
+}
+
+// Reconcile makes this instance's processes match the desired state in the
+// database for every module whose record changed since this instance last
+// acted on it: started, upgraded (from the archive kept in the database),
+// stopped, or removed.
+func (m *Manager) Reconcile(ctx context.Context) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	recs, err := m.records(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("reconcile: read desired state", "error", err)
+		}
+		return
+	}
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		seen[rec.Name] = true
+		mod := m.getOrCreate(rec.Name)
+		mod.mu.Lock()
+		known := mod.rec
+		mod.mu.Unlock()
+		if known.Name == rec.Name && known.Version == rec.Version && known.Enabled == rec.Enabled && known.ArchiveSHA256 == rec.ArchiveSHA256 {
+			continue
+		}
+		m.log.Info("reconcile: desired state changed elsewhere", "module", rec.Name, "version", rec.Version, "enabled", rec.Enabled)
+		m.converge(ctx, mod, known, rec)
+	}
+	m.mu.RLock()
+	var gone []*module
+	for name, mod := range m.mods {
+		if !seen[name] {
+			gone = append(gone, mod)
+		}
+	}
+	m.mu.RUnlock()
+	for _, mod := range gone {
+		m.log.Info("reconcile: module uninstalled elsewhere", "module", mod.name)
+		mod.mu.Lock()
+		mod.gen++
+		old := m.unmount(mod)
+		mod.mu.Unlock()
+		m.stop(old)
+		m.forget(mod.name)
+		if m.bus != nil {
+			_ = m.bus.Unsubscribe(ctx, mod.name, false)
+		}
+		_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, mod.name))
+		matches, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, mod.name+"-*.chacc"))
+		for _, p := range matches {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// converge brings one module from what this instance knew to rec.
+func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Module) {
+	man := manifestOf(rec)
+	if !rec.Enabled {
+		mod.mu.Lock()
+		mod.gen++
+		mod.rec, mod.manifest = rec, man
+		old := m.unmount(mod)
+		mod.mu.Unlock()
+		m.stop(old)
+		return
+	}
+	if known.Name != "" && known.ArchiveSHA256 != rec.ArchiveSHA256 {
+		// Another archive under this version (a forced reinstall): extract
+		// it afresh. A running process keeps its unlinked files.
+		_ = os.RemoveAll(m.versionDir(rec.Name, rec.Version))
+	}
+	err := m.ensureExtracted(ctx, rec)
+	var started bool
+	if err == nil {
+		var inst = mod.inst.Load()
+		if inst != nil && inst.Version() == rec.Version && known.ArchiveSHA256 == rec.ArchiveSHA256 {
+			started = true // enabled here already; only the record caught up
+		} else if next, serr := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version)); serr != nil {
+			err = serr
+		} else {
+			mod.mu.Lock()
+			mod.gen++
+			mod.rec, mod.manifest = rec, man
+			mod.crashes = nil
+			prev := m.mount(mod, next)
+			mod.mu.Unlock()
+			m.stop(prev)
+			started = true
+		}
+	}
+	mod.mu.Lock()
+	defer mod.mu.Unlock()
+	mod.rec, mod.manifest = rec, man
+	if !started {
+		mod.lastError = err.Error()
+		m.log.Error("reconcile: module failed to start", "module", rec.Name, "error", err)
+		if mod.inst.Load() != nil {
+			return // the version it runs keeps serving
+		}
+		mod.gen++
+		prefixes := man.Prefixes()
+		mod.mounted.Store(&prefixes) // enabled: 503 while it cannot run
+		mod.state = core.StateFailed
+		m.rebuildRoutes()
+		return
+	}
+	if known.Version != "" && known.Version != rec.Version {
+		_ = os.RemoveAll(m.versionDir(rec.Name, known.Version))
+		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, rec.Name+"-"+known.Version+".chacc"))
+	}
+}
