@@ -143,20 +143,9 @@ func ReadAndExtract(r io.ReaderAt, size int64, lim Limits, goos, goarch, dir str
 		return nil, err
 	}
 	err = extractInto(dir, a.dirs, func(tmp string) error {
-		budget := a.lim.MaxUnpackedBytes
-		for _, name := range slices.Sorted(maps.Keys(files)) {
-			e := a.newEntry(name, files[name])
-			n, sum, err := writeFile(tmp, e, budget)
-			if errors.Is(err, errLimit) {
-				return errTooBig(a.lim.MaxUnpackedBytes)
-			}
-			if err != nil {
-				return err
-			}
-			budget -= n
-			a.addEntry(e, n, sum)
-		}
-		return nil
+		return a.takeFiles(files, func(e entry, budget int64) (int64, string, error) {
+			return writeFile(tmp, e, budget)
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -348,10 +337,19 @@ func readSmall(zf *zip.File, maxBytes int64) ([]byte, error) {
 // hashFiles inflates every regular file within the unpacked-size budget and
 // records its size, mode and SHA-256.
 func (a *Archive) hashFiles(files map[string]*zip.File) error {
+	return a.takeFiles(files, func(e entry, budget int64) (int64, string, error) {
+		return inflate(io.Discard, e.zf, budget)
+	})
+}
+
+// takeFiles passes every regular file, in name order, to sink (which
+// inflates it, at most budget bytes, and returns its size and SHA-256), keeps
+// the total within the unpacked-size limit, and records each file.
+func (a *Archive) takeFiles(files map[string]*zip.File, sink func(e entry, budget int64) (int64, string, error)) error {
 	budget := a.lim.MaxUnpackedBytes
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		e := a.newEntry(name, files[name])
-		n, sum, err := inflate(io.Discard, e.zf, budget)
+		n, sum, err := sink(e, budget)
 		if errors.Is(err, errLimit) {
 			return errTooBig(a.lim.MaxUnpackedBytes)
 		}

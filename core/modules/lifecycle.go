@@ -207,8 +207,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	mod.mu.Unlock()
 	m.stop(prev)
 	if hasOld && old.Version != man.Version {
-		_ = os.RemoveAll(m.versionDir(old.Name, old.Version))
-		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, old.Name+"-"+old.Version+".chacc"))
+		m.removeVersion(old.Name, old.Version)
 	}
 	m.log.Info("module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name)
 	st, err := m.Status(context.WithoutCancel(ctx), man.Name)
@@ -261,13 +260,7 @@ func (m *Manager) Enable(ctx context.Context, actor Actor, name string) (string,
 		inst.Kill()
 		return "", err
 	}
-	mod.mu.Lock()
-	mod.gen++
-	mod.rec, mod.manifest = rec, man
-	mod.crashes = nil
-	prev := m.mount(mod, inst)
-	mod.mu.Unlock()
-	m.stop(prev) // a supervisor's restart that raced with us
+	m.switchTo(mod, rec, man, inst)
 	return fmt.Sprintf("Module '%s' enabled and running.", name), nil
 }
 
@@ -348,13 +341,7 @@ func (m *Manager) Uninstall(ctx context.Context, actor Actor, name string, purge
 			m.log.Error("forget event position", "module", name, "error", err)
 		}
 	}
-	_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, name))
-	matches, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, name+"-*.chacc"))
-	for _, p := range matches {
-		if strings.HasPrefix(filepath.Base(p), name+"-") && isVersion(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), name+"-"), ".chacc")) {
-			_ = os.Remove(p)
-		}
-	}
+	m.removeFiles(name)
 	msg := fmt.Sprintf("Module '%s' uninstalled; its data was kept.", name)
 	if purge {
 		if err := m.db.DropModuleDatabase(ctx, name); err != nil {
@@ -388,6 +375,37 @@ func (m *Manager) removeStaging() {
 }
 
 func isVersion(s string) bool { _, err := semver.StrictNewVersion(s); return err == nil }
+
+// switchTo records rec as what mod runs and makes inst serve it; the instance
+// it replaces (a supervisor's restart that raced, or an older version) is
+// drained and stopped.
+func (m *Manager) switchTo(mod *module, rec store.Module, man sdk.Manifest, inst *instance.Instance) {
+	mod.mu.Lock()
+	mod.gen++
+	mod.rec, mod.manifest = rec, man
+	mod.crashes = nil
+	prev := m.mount(mod, inst)
+	mod.mu.Unlock()
+	m.stop(prev)
+}
+
+// removeVersion deletes one version's extracted files and archive.
+func (m *Manager) removeVersion(name, version string) {
+	_ = os.RemoveAll(m.versionDir(name, version))
+	_ = os.Remove(filepath.Join(m.cfg.InstalledDir, name+"-"+version+".chacc"))
+}
+
+// removeFiles deletes every extracted file and archive of a module, and no
+// other module's ("hello-1.0.0.chacc", not "hello-world-1.0.0.chacc").
+func (m *Manager) removeFiles(name string) {
+	_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, name))
+	matches, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, name+"-*.chacc"))
+	for _, p := range matches {
+		if isVersion(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), name+"-"), ".chacc")) {
+			_ = os.Remove(p)
+		}
+	}
+}
 
 // forget drops a module's in-memory state.
 func (m *Manager) forget(name string) {

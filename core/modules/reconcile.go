@@ -3,7 +3,6 @@ package modules
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/chacc/chacc/core"
@@ -72,11 +71,7 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if m.bus != nil {
 			_ = m.bus.Unsubscribe(ctx, mod.name, false)
 		}
-		_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, mod.name))
-		matches, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, mod.name+"-*.chacc"))
-		for _, p := range matches {
-			_ = os.Remove(p)
-		}
+		m.removeFiles(mod.name)
 	}
 }
 
@@ -106,13 +101,7 @@ func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Mo
 		} else if next, serr := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version)); serr != nil {
 			err = serr
 		} else {
-			mod.mu.Lock()
-			mod.gen++
-			mod.rec, mod.manifest = rec, man
-			mod.crashes = nil
-			prev := m.mount(mod, next)
-			mod.mu.Unlock()
-			m.stop(prev)
+			m.switchTo(mod, rec, man, next)
 			started = true
 		}
 	}
@@ -133,7 +122,6 @@ func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Mo
 		return
 	}
 	if known.Version != "" && known.Version != rec.Version {
-		_ = os.RemoveAll(m.versionDir(rec.Name, known.Version))
-		_ = os.Remove(filepath.Join(m.cfg.InstalledDir, rec.Name+"-"+known.Version+".chacc"))
+		m.removeVersion(rec.Name, known.Version)
 	}
 }
