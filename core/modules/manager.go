@@ -1,8 +1,9 @@
 // Package modules keeps the running modules in line with the desired state in
 // the database: install and upgrade (blue/green), enable, disable, uninstall,
-// start-up reconciliation in dependency order, and a supervisor that restarts
-// crashed modules with backoff. It also owns the routing table the HTTP layer
-// uses to find the module for a path.
+// start-up in dependency order, a reconciler that follows changes made by
+// other core instances, and a supervisor that restarts crashed modules with
+// backoff. It also owns the routing table the HTTP layer uses to find the
+// module for a path.
 package modules
 
 import (
