@@ -170,6 +170,9 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		if err := tx.Create(&store.ModuleArchive{Name: man.Name, Version: man.Version, SHA256: rec.ArchiveSHA256, Data: data, CreatedAt: now}).Error; err != nil {
 			return err
 		}
+		if err := m.db.NotifyModules(tx); err != nil {
+			return err
+		}
 		return tx.Create(auditEntry(actor, action, man.Name, man.Version, nil)).Error
 	})
 	if err != nil {
@@ -324,6 +327,9 @@ func (m *Manager) Uninstall(ctx context.Context, actor Actor, name string, purge
 		if err := tx.Where("name = ?", name).Delete(&store.ModuleArchive{}).Error; err != nil {
 			return err
 		}
+		if err := m.db.NotifyModules(tx); err != nil {
+			return err
+		}
 		return tx.Create(auditEntry(actor, "uninstall", name, rec.Version, nil)).Error
 	})
 	if err != nil {
@@ -444,6 +450,9 @@ func (m *Manager) saveDesired(ctx context.Context, actor Actor, action string, r
 	return m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&store.Module{}).Where("name = ?", rec.Name).
 			Updates(map[string]any{"enabled": rec.Enabled, "updated_at": rec.UpdatedAt}).Error; err != nil {
+			return err
+		}
+		if err := m.db.NotifyModules(tx); err != nil {
 			return err
 		}
 		return tx.Create(auditEntry(actor, action, rec.Name, rec.Version, nil)).Error

@@ -9,10 +9,31 @@ import (
 	"github.com/chacc/chacc/core/store"
 )
 
-// RunReconciler calls Reconcile every interval until ctx is done. It is how a
-// core instance follows changes that another instance on the same database
-// made; the changes this instance makes itself are already in effect.
+// RunReconciler calls Reconcile whenever a core on the same Postgres
+// announces a lifecycle change (LISTEN/NOTIFY), and every interval in any
+// case, until ctx is done. It is how a core follows changes that another core
+// made; the changes this core makes itself are already in effect.
 func (m *Manager) RunReconciler(ctx context.Context, interval time.Duration) {
+	changed := make(chan struct{}, 1)
+	if m.db.Driver() == store.DriverPostgres {
+		go func() {
+			for ctx.Err() == nil {
+				err := m.db.ListenModules(ctx, func() {
+					select {
+					case changed <- struct{}{}:
+					default:
+					}
+				})
+				if err != nil {
+					m.log.Warn("reconcile: listening for changes failed; polling meanwhile", "error", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -20,8 +41,9 @@ func (m *Manager) RunReconciler(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.Reconcile(ctx)
+		case <-changed:
 		}
+		m.Reconcile(ctx)
 	}
 }
 
