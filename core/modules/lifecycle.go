@@ -280,13 +280,7 @@ func (m *Manager) Disable(ctx context.Context, actor Actor, name string) (string
 	if !rec.Enabled {
 		return fmt.Sprintf("Module '%s' is already disabled.", name), nil
 	}
-	recs, err := m.records(ctx)
-	if err != nil {
-		return "", err
-	}
-	if deps := enabledDependents(name, recs); len(deps) > 0 {
-		err := core.Errorf(core.ECONFLICT, "MODULE_IN_USE", "Module '%s' cannot be disabled: enabled modules depend on it: %s.", name, strings.Join(deps, ", "))
-		m.audit(actor, "disable", name, rec.Version, err)
+	if err := m.refuseIfDependedOn(ctx, actor, "disable", "disabled", rec); err != nil {
 		return "", err
 	}
 	rec.Enabled, rec.UpdatedAt = false, time.Now().UTC()
@@ -311,13 +305,7 @@ func (m *Manager) Uninstall(ctx context.Context, actor Actor, name string, purge
 	if err != nil {
 		return "", err
 	}
-	recs, err := m.records(ctx)
-	if err != nil {
-		return "", err
-	}
-	if deps := enabledDependents(name, recs); len(deps) > 0 {
-		err := core.Errorf(core.ECONFLICT, "MODULE_IN_USE", "Module '%s' cannot be uninstalled: enabled modules depend on it: %s.", name, strings.Join(deps, ", "))
-		m.audit(actor, "uninstall", name, rec.Version, err)
+	if err := m.refuseIfDependedOn(ctx, actor, "uninstall", "uninstalled", rec); err != nil {
 		return "", err
 	}
 	err = m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -381,6 +369,22 @@ func (m *Manager) removeStaging() {
 }
 
 func isVersion(s string) bool { _, err := semver.StrictNewVersion(s); return err == nil }
+
+// refuseIfDependedOn answers 409, audited, while an enabled module depends
+// on rec's module; done is the action's past participle for the message.
+func (m *Manager) refuseIfDependedOn(ctx context.Context, actor Actor, action, done string, rec store.Module) error {
+	recs, err := m.records(ctx)
+	if err != nil {
+		return err
+	}
+	deps := enabledDependents(rec.Name, recs)
+	if len(deps) == 0 {
+		return nil
+	}
+	err = core.Errorf(core.ECONFLICT, "MODULE_IN_USE", "Module '%s' cannot be %s: enabled modules depend on it: %s.", rec.Name, done, strings.Join(deps, ", "))
+	m.audit(actor, action, rec.Name, rec.Version, err)
+	return err
+}
 
 // switchTo records rec as what mod runs and makes inst serve it; the instance
 // it replaces (a supervisor's restart that raced, or an older version) is
