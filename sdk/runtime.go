@@ -30,11 +30,12 @@ type Runtime struct {
 	host     modulev1.HostClient
 	logger   *slog.Logger
 
-	mu          sync.RWMutex
-	handlers    map[string]EventHandler
-	health      func(context.Context) error
-	onShutdown  []func(context.Context) error
-	setupClosed bool
+	mu            sync.RWMutex
+	handlers      map[string]EventHandler
+	health        func(context.Context) error
+	onShutdown    []func(context.Context) error
+	setupClosed   bool
+	authenticator Authenticator
 }
 
 // Manifest returns the installed manifest. Its Version is the version the
@@ -128,7 +129,7 @@ func (rt *Runtime) Call(ctx context.Context, module, method, path string, header
 	head := wire.HeadFrom(ctx)
 	resp, err := rt.host.Call(ctx, &modulev1.CallRequest{
 		Module: module, Method: method, Path: path, Headers: wire.HeadersToProto(header), Body: body,
-		RequestId: head.GetRequestId(), CorrelationId: head.GetCorrelationId(), Principal: head.GetPrincipal(),
+		RequestId: head.GetRequestId(), CorrelationId: head.GetCorrelationId(), CallToken: head.GetCallToken(),
 	})
 	if err != nil {
 		return nil, fromStatus(err)

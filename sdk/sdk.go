@@ -15,9 +15,12 @@ type Module struct {
 	// Routes declares the routes the module serves, with what the core must
 	// enforce before a request reaches the module (roles, scopes, rate limits,
 	// body size). Requests under the module's prefixes that match no declared
-	// route are still forwarded, with no requirement attached.
+	// route are still forwarded, with no requirement attached. The core reads
+	// them through Describe, which comes after Setup: Setup may still adjust
+	// them from settings (the auth module sets its login rate limit so).
 	Routes []Route
-	// OpenAPI is the module's OpenAPI 3 fragment (JSON). Optional.
+	// OpenAPI is the module's OpenAPI 3 fragment (JSON). Optional: without
+	// it, the one [OpenAPIFragment] generates from Routes is served.
 	OpenAPI []byte
 	// Setup is called once, after the core has configured the module, and
 	// returns the handler that serves every request. Register event handlers
@@ -47,10 +50,15 @@ type Route struct {
 	Summary string
 }
 
-// RateLimit is a number of requests per period.
+// RateLimit is a number of requests per period, counted per client IP. The
+// period is whole seconds.
 type RateLimit struct {
 	Requests int
 	Period   time.Duration
+	// Key names the count: routes with the same key share one count per
+	// client (the auth module's login, token, refresh and register routes
+	// share one). Empty means the route's own count.
+	Key string
 }
 
 // Event is one event delivered to a subscriber.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -31,6 +33,8 @@ type Server struct {
 	mu   sync.RWMutex
 	rt   *Runtime
 	http modulev1.HTTPServer
+	// direct is the listener of the direct HTTP path, nil when not served.
+	direct net.Listener
 }
 
 var _ wire.ModuleServer = (*Server)(nil)
@@ -93,18 +97,34 @@ func (s *Server) Configure(ctx context.Context, req *modulev1.ConfigureRequest) 
 	}
 	s.rt = rt
 	s.http = wire.NewHTTPServer(h, rt.logger)
-	return &modulev1.ConfigureResponse{}, nil
+	// Start-up and Setup leave garbage behind (package initialization,
+	// migrations); an idle module should not keep it resident. After
+	// answering, not before: it takes a full GC.
+	go debug.FreeOSMemory()
+	resp := &modulev1.ConfigureResponse{}
+	if path := req.GetHttpSocket(); path != "" {
+		// The direct path (see wire.ServeDirect); HTTP.Handle keeps working
+		// when it cannot be served.
+		if ln, err := net.Listen("unix", path); err != nil {
+			rt.logger.Warn("direct HTTP socket unavailable; requests come over gRPC", "error", err.Error())
+		} else {
+			s.direct = ln
+			go func() { _ = wire.ServeDirect(ln, h, rt.logger) }()
+			resp.HttpSocket = path
+		}
+	}
+	return resp, nil
 }
 
 // Describe returns the declared routes, subscriptions and OpenAPI fragment.
-func (s *Server) Describe(context.Context, *modulev1.DescribeRequest) (*modulev1.DescribeResponse, error) {
+func (s *Server) Describe(ctx context.Context, _ *modulev1.DescribeRequest) (*modulev1.DescribeResponse, error) {
 	rt := s.Runtime()
 	if rt == nil {
 		return nil, status.Error(codes.FailedPrecondition, "module not configured")
 	}
 	resp := &modulev1.DescribeResponse{
 		Subscribes:  rt.subscriptions(),
-		OpenapiJson: s.mod.OpenAPI,
+		OpenapiJson: s.openAPI(rt.Manifest()),
 		SdkVersion:  Version,
 	}
 	for _, r := range s.mod.Routes {
@@ -113,9 +133,19 @@ func (s *Server) Describe(context.Context, *modulev1.DescribeRequest) (*modulev1
 			MaxBodyBytes: r.MaxBodyBytes, Summary: r.Summary,
 		}
 		if r.RateLimit != nil {
-			pr.RateLimit = &modulev1.RateLimit{Requests: uint32(r.RateLimit.Requests), PeriodSeconds: uint32(r.RateLimit.Period / time.Second)}
+			pr.RateLimit = &modulev1.RateLimit{
+				Requests: uint32(r.RateLimit.Requests), PeriodSeconds: uint32(r.RateLimit.Period / time.Second),
+				Key: r.RateLimit.Key,
+			}
 		}
 		resp.Routes = append(resp.Routes, pr)
+	}
+	if a := rt.authenticatorOrNil(); a != nil {
+		auth, err := describeAuthenticator(ctx, a)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "describe: %v", err)
+		}
+		resp.Authenticator = auth
 	}
 	return resp, nil
 }
@@ -169,12 +199,18 @@ func callHandler(ctx context.Context, h EventHandler, e Event) (err error) {
 	return h(ctx, e)
 }
 
-// Shutdown runs the OnShutdown functions in reverse order.
+// Shutdown stops accepting direct HTTP connections and runs the OnShutdown
+// functions in reverse order.
 func (s *Server) Shutdown(ctx context.Context, _ *modulev1.ShutdownRequest) (*modulev1.ShutdownResponse, error) {
 	rt := s.Runtime()
 	if rt == nil {
 		return &modulev1.ShutdownResponse{}, nil
 	}
+	s.mu.RLock()
+	if s.direct != nil {
+		_ = s.direct.Close()
+	}
+	s.mu.RUnlock()
 	rt.mu.Lock()
 	fns := rt.onShutdown
 	rt.onShutdown = nil
@@ -210,6 +246,9 @@ var (
 )
 
 func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return err

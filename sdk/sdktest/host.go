@@ -26,11 +26,12 @@ type host struct {
 	manifest sdk.Manifest
 	call     func(context.Context, *modulev1.CallRequest) (*modulev1.CallResponse, error)
 
-	mu        sync.Mutex
-	published []sdk.Event
-	byID      map[string]sdk.Event
-	logs      []*modulev1.LogRequest
-	closed    bool // the test is ending: t must no longer be logged to
+	mu            sync.Mutex
+	published     []sdk.Event
+	byID          map[string]sdk.Event
+	logs          []*modulev1.LogRequest
+	invalidations []sdk.Invalidation
+	closed        bool // the test is ending: t must no longer be logged to
 }
 
 func newHost(t testing.TB, m sdk.Manifest, call func(context.Context, *modulev1.CallRequest) (*modulev1.CallResponse, error)) *host {
@@ -122,4 +123,10 @@ func (f *host) logLines() []*modulev1.LogRequest {
 // module serves the path.
 func notInstalled(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
 	return nil, status.Errorf(codes.NotFound, "module %q serves no path %q", req.GetModule(), req.GetPath())
+}
+
+// errNotAuthenticator is the core's refusal of a credential call from a
+// module without the "authenticator" capability.
+func errNotAuthenticator(name string) error {
+	return status.Errorf(codes.PermissionDenied, "module %q may not invalidate credentials: its manifest does not declare the %q capability", name, sdk.CapabilityAuthenticator)
 }

@@ -68,7 +68,12 @@ func (h *Harness) serve(w http.ResponseWriter, r *http.Request, opts []RequestOp
 	// a proxy); HTTP/1 servers need to be told. Recorders do not support it.
 	_ = http.NewResponseController(w).EnableFullDuplex()
 
-	err := wire.Forward(r.Context(), h.http, head, r.Body, w)
+	var err error
+	if h.direct != nil {
+		err = h.direct.Forward(r.Context(), head, r.Body, w)
+	} else {
+		err = wire.Forward(r.Context(), h.http, head, r.Body, w)
+	}
 	var fe *wire.ForwardError
 	if !errors.As(err, &fe) || fe.Started || r.Context().Err() != nil {
 		return // done, or too late to answer, or nobody left to answer

@@ -59,6 +59,10 @@ type Options struct {
 	// the core answers when no module serves the path ([sdk.ErrNotFound] for
 	// the caller).
 	Call func(ctx context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error)
+	// GRPCOnly forwards requests over HTTP.Handle gRPC streams instead of the
+	// direct socket the core uses with modules that serve it (the SDK's do).
+	// Default: false, the direct socket.
+	GRPCOnly bool
 }
 
 // hostBrokerID is the broker id the module is told to dial for the Host; any
@@ -79,6 +83,7 @@ type Harness struct {
 	host     *host
 	module   modulev1.ModuleClient
 	http     modulev1.HTTPClient
+	direct   *wire.DirectClient // nil: requests go over http
 	describe *modulev1.DescribeResponse
 	routes   []wire.Pattern
 
@@ -138,7 +143,18 @@ func Start(t testing.TB, m sdk.Module, opts Options) *Harness {
 	if err != nil {
 		t.Fatalf("sdktest: manifest: %v", err)
 	}
-	_, err = h.module.Configure(ctx, &modulev1.ConfigureRequest{
+	// The direct socket lives in a short private directory: a Unix socket
+	// path must fit in 108 bytes, which t.TempDir() may exceed.
+	var socket string
+	if !opts.GRPCOnly {
+		dir, err := os.MkdirTemp("", "sdktest-")
+		if err != nil {
+			t.Fatalf("sdktest: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		socket = filepath.Join(dir, "http.sock")
+	}
+	cresp, err := h.module.Configure(ctx, &modulev1.ConfigureRequest{
 		HostApiVersion: wire.HostAPIVersion,
 		ManifestJson:   manifestJSON,
 		Settings:       opts.Settings,
@@ -146,9 +162,14 @@ func Start(t testing.TB, m sdk.Module, opts Options) *Harness {
 		HostBrokerId:   hostBrokerID,
 		Mode:           cmp.Or(opts.Mode, "development"),
 		DataDir:        t.TempDir(),
+		HttpSocket:     socket,
 	})
 	if err != nil {
 		t.Fatalf("sdktest: configure: %v", err)
+	}
+	if socket != "" && cresp.GetHttpSocket() == socket {
+		h.direct = wire.NewDirectClient(socket)
+		t.Cleanup(func() { h.direct.Close() })
 	}
 
 	if h.describe, err = h.module.Describe(ctx, &modulev1.DescribeRequest{}); err != nil {

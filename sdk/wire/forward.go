@@ -143,14 +143,7 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 			if h == nil {
 				return fail(errors.New("first response frame has no head"))
 			}
-			dst := w.Header()
-			for _, kv := range h.GetHeaders() {
-				name := http.CanonicalHeaderKey(kv.GetName())
-				if !hopHeaders[name] {
-					dst[name] = kv.GetValues()
-				}
-			}
-			w.WriteHeader(int(h.GetStatus()))
+			writeHead(w, h, bodyDone)
 			started = true
 		}
 		if len(frame.GetBody()) > 0 {
@@ -174,6 +167,27 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 	}
 	stopBody()
 	return nil
+}
+
+// writeHead writes the module's response head to w. When the request body
+// is still being sent (bodyDone open), the client's connection is closed
+// after this response: if the module stops reading, the rest of the upload
+// is cut short with a read deadline, and net/http then takes the
+// connection for dead (it cancels the context of the next request on it).
+func writeHead(w http.ResponseWriter, h *modulev1.ResponseHead, bodyDone <-chan struct{}) {
+	dst := w.Header()
+	for _, kv := range h.GetHeaders() {
+		name := http.CanonicalHeaderKey(kv.GetName())
+		if !hopHeaders[name] {
+			dst[name] = kv.GetValues()
+		}
+	}
+	select {
+	case <-bodyDone:
+	default:
+		dst.Set("Connection", "close")
+	}
+	w.WriteHeader(int(h.GetStatus()))
 }
 
 // recvErr prefers the stream's real status over the io.EOF that Send returns

@@ -32,20 +32,51 @@ type httpServer struct {
 	log     *slog.Logger
 }
 
-func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) (err error) {
+func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) error {
 	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
+	if err := serveExchange(stream.Context(), s.handler, s.log, first, stream, stream); err != nil {
+		// Part of the answer is out: end the stream with an error so the
+		// core cuts the client's connection instead of ending the body
+		// cleanly, which would pass a truncated body off as whole.
+		return status.Error(codes.Aborted, err.Error())
+	}
+	return nil
+}
+
+// frameReceiver yields the request frames after the first; frameSender
+// carries the response frames. A gRPC stream is both, and so is an exchange
+// on the direct socket.
+type (
+	frameReceiver interface {
+		Recv() (*modulev1.HTTPRequestFrame, error)
+	}
+	frameSender interface {
+		Send(*modulev1.HTTPResponseFrame) error
+	}
+)
+
+// errAborted is returned by serveExchange when the answer broke off after
+// part of it was sent.
+var errAborted = errors.New("handler aborted mid-response")
+
+// serveExchange runs h for the request whose first frame is first, reading
+// the rest of the body from recv and answering through send. It returns
+// errAborted when the handler failed after part of the answer was sent, and
+// an error from the head; a handler that panics before anything was sent
+// answers 500 in the error shape.
+func serveExchange(ctx context.Context, h http.Handler, log *slog.Logger, first *modulev1.HTTPRequestFrame, recv frameReceiver, send frameSender) (err error) {
 	head := first.GetHead()
 	if head == nil {
 		return errors.New("first request frame has no head")
 	}
-	req, err := newRequest(WithHead(stream.Context(), head), head, &bodyReader{stream: stream, buf: first.GetBody(), done: first.GetEnd()})
+	req, err := newRequest(WithHead(ctx, head), head, &bodyReader{stream: recv, buf: first.GetBody(), done: first.GetEnd()})
 	if err != nil {
 		return err
 	}
-	rw := &responseWriter{stream: stream, header: make(http.Header)}
+	rw := &responseWriter{stream: send, header: make(http.Header)}
 	defer rw.release()
 	defer func() {
 		p := recover()
@@ -53,13 +84,10 @@ func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) (err error) {
 			return
 		}
 		if p != http.ErrAbortHandler {
-			s.log.Error("panic in module handler", "panic", fmt.Sprint(p), "path", head.GetPath(), "request_id", head.GetRequestId(), "stack", string(debug.Stack()))
+			log.Error("panic in module handler", "panic", fmt.Sprint(p), "path", head.GetPath(), "request_id", head.GetRequestId(), "stack", string(debug.Stack()))
 		}
 		if rw.headSent || p == http.ErrAbortHandler {
-			// Part of the answer is out: end the stream with an error so the
-			// core cuts the client's connection instead of ending the body
-			// cleanly, which would pass a truncated body off as whole.
-			err = status.Error(codes.Aborted, "handler aborted mid-response")
+			err = errAborted
 			return
 		}
 		rw.header = http.Header{"Content-Type": {"application/json"}}
@@ -67,7 +95,7 @@ func (s *httpServer) Handle(stream modulev1.HTTP_HandleServer) (err error) {
 		rw.buf = append(rw.buf[:0], fmt.Sprintf(`{"detail":"Internal error.","error_code":"INTERNAL_ERROR","request_id":%q}`, head.GetRequestId())...)
 		err = rw.finish()
 	}()
-	s.handler.ServeHTTP(rw, req)
+	h.ServeHTTP(rw, req)
 	return rw.finish()
 }
 
@@ -93,7 +121,7 @@ func newRequest(ctx context.Context, head *modulev1.RequestHead, body io.ReadClo
 
 // bodyReader reads the request body from the stream's frames.
 type bodyReader struct {
-	stream modulev1.HTTP_HandleServer
+	stream frameReceiver
 	buf    []byte
 	done   bool
 }
@@ -122,7 +150,7 @@ func (b *bodyReader) Close() error { return nil }
 // responseWriter buffers up to one chunk and sends a frame when the buffer is
 // full, when the handler flushes, and when it returns.
 type responseWriter struct {
-	stream   modulev1.HTTP_HandleServer
+	stream   frameSender
 	header   http.Header
 	status   int
 	headSent bool

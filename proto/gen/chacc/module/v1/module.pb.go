@@ -44,7 +44,15 @@ type ConfigureRequest struct {
 	// mode is "development" or "production".
 	Mode string `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
 	// data_dir is a directory the module may write to.
-	DataDir       string `protobuf:"bytes,7,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	DataDir string `protobuf:"bytes,7,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	// http_socket, when set, is the path of a Unix socket, in a directory only
+	// the core's user may enter, on which the core asks the module to serve
+	// HTTP exchanges directly: the fast path of the HTTP service. Each
+	// connection carries one exchange at a time, as length-prefixed frames
+	// (HTTPRequestFrame up, HTTPResponseFrame down, the same as HTTP.Handle's
+	// stream), and closing it cancels the exchange in progress. A module that
+	// serves it says so in ConfigureResponse; HTTP.Handle stays the fallback.
+	HttpSocket    string `protobuf:"bytes,8,opt,name=http_socket,json=httpSocket,proto3" json:"http_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +136,13 @@ func (x *ConfigureRequest) GetDataDir() string {
 	return ""
 }
 
+func (x *ConfigureRequest) GetHttpSocket() string {
+	if x != nil {
+		return x.HttpSocket
+	}
+	return ""
+}
+
 type Database struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// driver is "sqlite" or "postgres".
@@ -193,7 +208,10 @@ func (x *Database) GetSchema() string {
 }
 
 type ConfigureResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http_socket is ConfigureRequest.http_socket when the module serves it,
+	// empty when it does not (HTTP.Handle only).
+	HttpSocket    string `protobuf:"bytes,1,opt,name=http_socket,json=httpSocket,proto3" json:"http_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,6 +244,13 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConfigureResponse) GetHttpSocket() string {
+	if x != nil {
+		return x.HttpSocket
+	}
+	return ""
 }
 
 type DescribeRequest struct {
@@ -272,7 +297,9 @@ type DescribeResponse struct {
 	// openapi_json is an OpenAPI 3 fragment, empty when the module has none.
 	OpenapiJson []byte `protobuf:"bytes,3,opt,name=openapi_json,json=openapiJson,proto3" json:"openapi_json,omitempty"`
 	// sdk_version is the version of the SDK the module was built with.
-	SdkVersion    string `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	SdkVersion string `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	// authenticator is set by a module with the "authenticator" capability.
+	Authenticator *Authenticator `protobuf:"bytes,5,opt,name=authenticator,proto3" json:"authenticator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -335,6 +362,456 @@ func (x *DescribeResponse) GetSdkVersion() string {
 	return ""
 }
 
+func (x *DescribeResponse) GetAuthenticator() *Authenticator {
+	if x != nil {
+		return x.Authenticator
+	}
+	return nil
+}
+
+// Authenticator is the key material the core verifies access tokens with.
+type Authenticator struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys verify access tokens (JWT); a token's "kid" header picks one, and a
+	// token without "kid" is tried against each.
+	Keys []*VerificationKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// issuer and audience, when set, must match the token's "iss" and "aud".
+	Issuer        string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Audience      string `protobuf:"bytes,3,opt,name=audience,proto3" json:"audience,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Authenticator) Reset() {
+	*x = Authenticator{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Authenticator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Authenticator) ProtoMessage() {}
+
+func (x *Authenticator) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Authenticator.ProtoReflect.Descriptor instead.
+func (*Authenticator) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Authenticator) GetKeys() []*VerificationKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Authenticator) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Authenticator) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+type VerificationKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kid   string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// alg is "EdDSA" (Ed25519) or "RS256".
+	Alg string `protobuf:"bytes,2,opt,name=alg,proto3" json:"alg,omitempty"`
+	// public_key is the PKIX, ASN.1 DER form of the public key.
+	PublicKey     []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerificationKey) Reset() {
+	*x = VerificationKey{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerificationKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerificationKey) ProtoMessage() {}
+
+func (x *VerificationKey) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerificationKey.ProtoReflect.Descriptor instead.
+func (*VerificationKey) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VerificationKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *VerificationKey) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *VerificationKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type AuthenticateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Credential:
+	//
+	//	*AuthenticateRequest_ApiKey
+	//	*AuthenticateRequest_Token
+	Credential    isAuthenticateRequest_Credential `protobuf_oneof:"credential"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateRequest) Reset() {
+	*x = AuthenticateRequest{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateRequest) ProtoMessage() {}
+
+func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AuthenticateRequest) GetCredential() isAuthenticateRequest_Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *AuthenticateRequest) GetApiKey() string {
+	if x != nil {
+		if x, ok := x.Credential.(*AuthenticateRequest_ApiKey); ok {
+			return x.ApiKey
+		}
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetToken() *TokenRef {
+	if x != nil {
+		if x, ok := x.Credential.(*AuthenticateRequest_Token); ok {
+			return x.Token
+		}
+	}
+	return nil
+}
+
+type isAuthenticateRequest_Credential interface {
+	isAuthenticateRequest_Credential()
+}
+
+type AuthenticateRequest_ApiKey struct {
+	// api_key is an API key exactly as the client sent it.
+	ApiKey string `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3,oneof"`
+}
+
+type AuthenticateRequest_Token struct {
+	// token is an access token the core has already verified.
+	Token *TokenRef `protobuf:"bytes,2,opt,name=token,proto3,oneof"`
+}
+
+func (*AuthenticateRequest_ApiKey) isAuthenticateRequest_Credential() {}
+
+func (*AuthenticateRequest_Token) isAuthenticateRequest_Credential() {}
+
+// TokenRef names a verified access token by its claims.
+type TokenRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`           // jti
+	Family        string                 `protobuf:"bytes,2,opt,name=family,proto3" json:"family,omitempty"`   // fam
+	Subject       string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"` // sub
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRef) Reset() {
+	*x = TokenRef{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRef) ProtoMessage() {}
+
+func (x *TokenRef) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRef.ProtoReflect.Descriptor instead.
+func (*TokenRef) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TokenRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenRef) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *TokenRef) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type AuthenticateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// valid is false for an unknown, expired or revoked credential, or one
+	// whose user is disabled.
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	// reason says why a credential is not valid, for the 401's detail.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// principal is who an API key acts as; unset for tokens (the core takes the
+	// token's claims).
+	Principal *Principal `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	// expires_unix is when an API key expires (0: never); the core caches no
+	// answer past it.
+	ExpiresUnix   int64 `protobuf:"varint,4,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateResponse) Reset() {
+	*x = AuthenticateResponse{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateResponse) ProtoMessage() {}
+
+func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuthenticateResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *AuthenticateResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *AuthenticateResponse) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+type InvalidateCredentialsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Families []string               `protobuf:"bytes,1,rep,name=families,proto3" json:"families,omitempty"`
+	// subjects drops every cached token family and API key of these users.
+	Subjects      []string `protobuf:"bytes,2,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	ApiKeyIds     []string `protobuf:"bytes,3,rep,name=api_key_ids,json=apiKeyIds,proto3" json:"api_key_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidateCredentialsRequest) Reset() {
+	*x = InvalidateCredentialsRequest{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateCredentialsRequest) ProtoMessage() {}
+
+func (x *InvalidateCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*InvalidateCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *InvalidateCredentialsRequest) GetFamilies() []string {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
+func (x *InvalidateCredentialsRequest) GetSubjects() []string {
+	if x != nil {
+		return x.Subjects
+	}
+	return nil
+}
+
+func (x *InvalidateCredentialsRequest) GetApiKeyIds() []string {
+	if x != nil {
+		return x.ApiKeyIds
+	}
+	return nil
+}
+
+type InvalidateCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidateCredentialsResponse) Reset() {
+	*x = InvalidateCredentialsResponse{}
+	mi := &file_chacc_module_v1_module_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateCredentialsResponse) ProtoMessage() {}
+
+func (x *InvalidateCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chacc_module_v1_module_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*InvalidateCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{11}
+}
+
 type Route struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
@@ -355,7 +832,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[5]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +844,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[5]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +857,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{5}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Route) GetMethod() string {
@@ -436,13 +913,16 @@ type RateLimit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Requests      uint32                 `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
 	PeriodSeconds uint32                 `protobuf:"varint,2,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	// key names the count: routes with the same key share one count per
+	// client. Empty means the route's own count.
+	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[6]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +934,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[6]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +947,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{6}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RateLimit) GetRequests() uint32 {
@@ -484,6 +964,13 @@ func (x *RateLimit) GetPeriodSeconds() uint32 {
 	return 0
 }
 
+func (x *RateLimit) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -492,7 +979,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[7]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +991,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[7]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +1004,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{7}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{14}
 }
 
 type HealthResponse struct {
@@ -530,7 +1017,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[8]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +1029,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[8]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +1042,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{8}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthResponse) GetOk() bool {
@@ -593,7 +1080,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[9]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +1092,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[9]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +1105,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{9}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Event) GetId() string {
@@ -685,7 +1172,7 @@ type HandleEventResponse struct {
 
 func (x *HandleEventResponse) Reset() {
 	*x = HandleEventResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[10]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1184,7 @@ func (x *HandleEventResponse) String() string {
 func (*HandleEventResponse) ProtoMessage() {}
 
 func (x *HandleEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[10]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1197,7 @@ func (x *HandleEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleEventResponse.ProtoReflect.Descriptor instead.
 func (*HandleEventResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{10}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{17}
 }
 
 type ShutdownRequest struct {
@@ -721,7 +1208,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[11]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +1220,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[11]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +1233,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{11}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{18}
 }
 
 type ShutdownResponse struct {
@@ -757,7 +1244,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[12]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1256,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[12]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1269,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{12}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{19}
 }
 
 type Header struct {
@@ -795,7 +1282,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[13]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1294,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[13]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1307,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{13}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Header) GetName() string {
@@ -853,7 +1340,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[14]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1352,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[14]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1365,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{14}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Principal) GetSubject() string {
@@ -942,15 +1429,19 @@ type RequestHead struct {
 	Route      string            `protobuf:"bytes,11,opt,name=route,proto3" json:"route,omitempty"`
 	PathParams map[string]string `protobuf:"bytes,12,rep,name=path_params,json=pathParams,proto3" json:"path_params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// caller_module is set when another module made this request via Host.Call.
-	CallerModule  string `protobuf:"bytes,13,opt,name=caller_module,json=callerModule,proto3" json:"caller_module,omitempty"`
-	RawPath       string `protobuf:"bytes,14,opt,name=raw_path,json=rawPath,proto3" json:"raw_path,omitempty"`
+	CallerModule string `protobuf:"bytes,13,opt,name=caller_module,json=callerModule,proto3" json:"caller_module,omitempty"`
+	RawPath      string `protobuf:"bytes,14,opt,name=raw_path,json=rawPath,proto3" json:"raw_path,omitempty"`
+	// call_token names this request to the core: a Host.Call carrying it is
+	// made on behalf of this request's principal. It is valid only while the
+	// request is being served, and only from the module serving it.
+	CallToken     string `protobuf:"bytes,15,opt,name=call_token,json=callToken,proto3" json:"call_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RequestHead) Reset() {
 	*x = RequestHead{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[15]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1453,7 @@ func (x *RequestHead) String() string {
 func (*RequestHead) ProtoMessage() {}
 
 func (x *RequestHead) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[15]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1466,7 @@ func (x *RequestHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestHead.ProtoReflect.Descriptor instead.
 func (*RequestHead) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{15}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RequestHead) GetMethod() string {
@@ -1076,6 +1567,13 @@ func (x *RequestHead) GetRawPath() string {
 	return ""
 }
 
+func (x *RequestHead) GetCallToken() string {
+	if x != nil {
+		return x.CallToken
+	}
+	return ""
+}
+
 type HTTPRequestFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// head is set on the first frame only.
@@ -1089,7 +1587,7 @@ type HTTPRequestFrame struct {
 
 func (x *HTTPRequestFrame) Reset() {
 	*x = HTTPRequestFrame{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[16]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1599,7 @@ func (x *HTTPRequestFrame) String() string {
 func (*HTTPRequestFrame) ProtoMessage() {}
 
 func (x *HTTPRequestFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[16]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1612,7 @@ func (x *HTTPRequestFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequestFrame.ProtoReflect.Descriptor instead.
 func (*HTTPRequestFrame) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{16}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HTTPRequestFrame) GetHead() *RequestHead {
@@ -1148,7 +1646,7 @@ type ResponseHead struct {
 
 func (x *ResponseHead) Reset() {
 	*x = ResponseHead{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[17]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1658,7 @@ func (x *ResponseHead) String() string {
 func (*ResponseHead) ProtoMessage() {}
 
 func (x *ResponseHead) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[17]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1671,7 @@ func (x *ResponseHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseHead.ProtoReflect.Descriptor instead.
 func (*ResponseHead) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{17}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResponseHead) GetStatus() int32 {
@@ -1203,7 +1701,7 @@ type HTTPResponseFrame struct {
 
 func (x *HTTPResponseFrame) Reset() {
 	*x = HTTPResponseFrame{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[18]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1713,7 @@ func (x *HTTPResponseFrame) String() string {
 func (*HTTPResponseFrame) ProtoMessage() {}
 
 func (x *HTTPResponseFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[18]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1726,7 @@ func (x *HTTPResponseFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponseFrame.ProtoReflect.Descriptor instead.
 func (*HTTPResponseFrame) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{18}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HTTPResponseFrame) GetHead() *ResponseHead {
@@ -1267,7 +1765,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[19]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1777,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[19]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1790,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{19}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PublishRequest) GetType() string {
@@ -1340,7 +1838,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[20]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1850,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[20]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1863,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{20}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PublishResponse) GetId() string {
@@ -1392,15 +1890,22 @@ type CallRequest struct {
 	Body          []byte    `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
 	RequestId     string    `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	CorrelationId string    `protobuf:"bytes,7,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
-	// principal is the identity the call is made on behalf of, if any.
-	Principal     *Principal `protobuf:"bytes,8,opt,name=principal,proto3" json:"principal,omitempty"`
+	// principal is ignored by the core (a module cannot choose whom it acts
+	// for); kept for wire compatibility.
+	//
+	// Deprecated: Marked as deprecated in chacc/module/v1/module.proto.
+	Principal *Principal `protobuf:"bytes,8,opt,name=principal,proto3" json:"principal,omitempty"`
+	// call_token is the call_token of the request this call is made on behalf
+	// of: the core passes that request's principal on. Empty: the call is
+	// anonymous (held to the target route's requirement like any client).
+	CallToken     string `protobuf:"bytes,9,opt,name=call_token,json=callToken,proto3" json:"call_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[21]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1917,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[21]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1930,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{21}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CallRequest) GetModule() string {
@@ -1477,11 +1982,19 @@ func (x *CallRequest) GetCorrelationId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in chacc/module/v1/module.proto.
 func (x *CallRequest) GetPrincipal() *Principal {
 	if x != nil {
 		return x.Principal
 	}
 	return nil
+}
+
+func (x *CallRequest) GetCallToken() string {
+	if x != nil {
+		return x.CallToken
+	}
+	return ""
 }
 
 type CallResponse struct {
@@ -1495,7 +2008,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[22]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +2020,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[22]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +2033,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{22}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CallResponse) GetStatus() int32 {
@@ -1557,7 +2070,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[23]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +2082,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[23]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +2095,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{23}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogRequest) GetLevel() string {
@@ -1621,7 +2134,7 @@ type LogResponse struct {
 
 func (x *LogResponse) Reset() {
 	*x = LogResponse{}
-	mi := &file_chacc_module_v1_module_proto_msgTypes[24]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +2146,7 @@ func (x *LogResponse) String() string {
 func (*LogResponse) ProtoMessage() {}
 
 func (x *LogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chacc_module_v1_module_proto_msgTypes[24]
+	mi := &file_chacc_module_v1_module_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,14 +2159,14 @@ func (x *LogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogResponse.ProtoReflect.Descriptor instead.
 func (*LogResponse) Descriptor() ([]byte, []int) {
-	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{24}
+	return file_chacc_module_v1_module_proto_rawDescGZIP(), []int{31}
 }
 
 var File_chacc_module_v1_module_proto protoreflect.FileDescriptor
 
 const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\n" +
-	"\x1cchacc/module/v1/module.proto\x12\x0fchacc.module.v1\"\xf7\x02\n" +
+	"\x1cchacc/module/v1/module.proto\x12\x0fchacc.module.v1\"\x98\x03\n" +
 	"\x10ConfigureRequest\x12(\n" +
 	"\x10host_api_version\x18\x01 \x01(\rR\x0ehostApiVersion\x12#\n" +
 	"\rmanifest_json\x18\x02 \x01(\fR\fmanifestJson\x12K\n" +
@@ -1661,16 +2174,20 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\bdatabase\x18\x04 \x01(\v2\x19.chacc.module.v1.DatabaseR\bdatabase\x12$\n" +
 	"\x0ehost_broker_id\x18\x05 \x01(\rR\fhostBrokerId\x12\x12\n" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x19\n" +
-	"\bdata_dir\x18\a \x01(\tR\adataDir\x1a;\n" +
+	"\bdata_dir\x18\a \x01(\tR\adataDir\x12\x1f\n" +
+	"\vhttp_socket\x18\b \x01(\tR\n" +
+	"httpSocket\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
 	"\bDatabase\x12\x16\n" +
 	"\x06driver\x18\x01 \x01(\tR\x06driver\x12\x10\n" +
 	"\x03dsn\x18\x02 \x01(\tR\x03dsn\x12\x16\n" +
-	"\x06schema\x18\x03 \x01(\tR\x06schema\"\x13\n" +
-	"\x11ConfigureResponse\"\x11\n" +
-	"\x0fDescribeRequest\"\xa6\x01\n" +
+	"\x06schema\x18\x03 \x01(\tR\x06schema\"4\n" +
+	"\x11ConfigureResponse\x12\x1f\n" +
+	"\vhttp_socket\x18\x01 \x01(\tR\n" +
+	"httpSocket\"\x11\n" +
+	"\x0fDescribeRequest\"\xec\x01\n" +
 	"\x10DescribeResponse\x12.\n" +
 	"\x06routes\x18\x01 \x03(\v2\x16.chacc.module.v1.RouteR\x06routes\x12\x1e\n" +
 	"\n" +
@@ -1678,7 +2195,36 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"subscribes\x12!\n" +
 	"\fopenapi_json\x18\x03 \x01(\fR\vopenapiJson\x12\x1f\n" +
 	"\vsdk_version\x18\x04 \x01(\tR\n" +
-	"sdkVersion\"\xe1\x01\n" +
+	"sdkVersion\x12D\n" +
+	"\rauthenticator\x18\x05 \x01(\v2\x1e.chacc.module.v1.AuthenticatorR\rauthenticator\"y\n" +
+	"\rAuthenticator\x124\n" +
+	"\x04keys\x18\x01 \x03(\v2 .chacc.module.v1.VerificationKeyR\x04keys\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1a\n" +
+	"\baudience\x18\x03 \x01(\tR\baudience\"T\n" +
+	"\x0fVerificationKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\"q\n" +
+	"\x13AuthenticateRequest\x12\x19\n" +
+	"\aapi_key\x18\x01 \x01(\tH\x00R\x06apiKey\x121\n" +
+	"\x05token\x18\x02 \x01(\v2\x19.chacc.module.v1.TokenRefH\x00R\x05tokenB\f\n" +
+	"\n" +
+	"credential\"L\n" +
+	"\bTokenRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06family\x18\x02 \x01(\tR\x06family\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\"\xa1\x01\n" +
+	"\x14AuthenticateResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x128\n" +
+	"\tprincipal\x18\x03 \x01(\v2\x1a.chacc.module.v1.PrincipalR\tprincipal\x12!\n" +
+	"\fexpires_unix\x18\x04 \x01(\x03R\vexpiresUnix\"v\n" +
+	"\x1cInvalidateCredentialsRequest\x12\x1a\n" +
+	"\bfamilies\x18\x01 \x03(\tR\bfamilies\x12\x1a\n" +
+	"\bsubjects\x18\x02 \x03(\tR\bsubjects\x12\x1e\n" +
+	"\vapi_key_ids\x18\x03 \x03(\tR\tapiKeyIds\"\x1f\n" +
+	"\x1dInvalidateCredentialsResponse\"\xe1\x01\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
@@ -1687,10 +2233,11 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x05 \x01(\v2\x1a.chacc.module.v1.RateLimitR\trateLimit\x12$\n" +
 	"\x0emax_body_bytes\x18\x06 \x01(\x03R\fmaxBodyBytes\x12\x18\n" +
-	"\asummary\x18\a \x01(\tR\asummary\"N\n" +
+	"\asummary\x18\a \x01(\tR\asummary\"`\n" +
 	"\tRateLimit\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\rR\brequests\x12%\n" +
-	"\x0eperiod_seconds\x18\x02 \x01(\rR\rperiodSeconds\"\x0f\n" +
+	"\x0eperiod_seconds\x18\x02 \x01(\rR\rperiodSeconds\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x0f\n" +
 	"\rHealthRequest\":\n" +
 	"\x0eHealthResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
@@ -1722,7 +2269,7 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x04\n" +
 	"\vRequestHead\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +
@@ -1740,7 +2287,9 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\vpath_params\x18\f \x03(\v2,.chacc.module.v1.RequestHead.PathParamsEntryR\n" +
 	"pathParams\x12#\n" +
 	"\rcaller_module\x18\r \x01(\tR\fcallerModule\x12\x19\n" +
-	"\braw_path\x18\x0e \x01(\tR\arawPath\x1a=\n" +
+	"\braw_path\x18\x0e \x01(\tR\arawPath\x12\x1d\n" +
+	"\n" +
+	"call_token\x18\x0f \x01(\tR\tcallToken\x1a=\n" +
 	"\x0fPathParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
@@ -1764,7 +2313,7 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\x0ecorrelation_id\x18\x05 \x01(\tR\rcorrelationId\"=\n" +
 	"\x0fPublishResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x03R\bsequence\"\x98\x02\n" +
+	"\bsequence\x18\x02 \x01(\x03R\bsequence\"\xbb\x02\n" +
 	"\vCallRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
@@ -1773,8 +2322,10 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12%\n" +
-	"\x0ecorrelation_id\x18\a \x01(\tR\rcorrelationId\x128\n" +
-	"\tprincipal\x18\b \x01(\v2\x1a.chacc.module.v1.PrincipalR\tprincipal\"m\n" +
+	"\x0ecorrelation_id\x18\a \x01(\tR\rcorrelationId\x12<\n" +
+	"\tprincipal\x18\b \x01(\v2\x1a.chacc.module.v1.PrincipalB\x02\x18\x01R\tprincipal\x12\x1d\n" +
+	"\n" +
+	"call_token\x18\t \x01(\tR\tcallToken\"m\n" +
 	"\fCallResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x121\n" +
 	"\aheaders\x18\x02 \x03(\v2\x17.chacc.module.v1.HeaderR\aheaders\x12\x12\n" +
@@ -1790,19 +2341,21 @@ const file_chacc_module_v1_module_proto_rawDesc = "" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\r\n" +
-	"\vLogResponse2\x96\x03\n" +
+	"\vLogResponse2\xf3\x03\n" +
 	"\x06Module\x12R\n" +
 	"\tConfigure\x12!.chacc.module.v1.ConfigureRequest\x1a\".chacc.module.v1.ConfigureResponse\x12O\n" +
 	"\bDescribe\x12 .chacc.module.v1.DescribeRequest\x1a!.chacc.module.v1.DescribeResponse\x12I\n" +
 	"\x06Health\x12\x1e.chacc.module.v1.HealthRequest\x1a\x1f.chacc.module.v1.HealthResponse\x12K\n" +
 	"\vHandleEvent\x12\x16.chacc.module.v1.Event\x1a$.chacc.module.v1.HandleEventResponse\x12O\n" +
-	"\bShutdown\x12 .chacc.module.v1.ShutdownRequest\x1a!.chacc.module.v1.ShutdownResponse2[\n" +
+	"\bShutdown\x12 .chacc.module.v1.ShutdownRequest\x1a!.chacc.module.v1.ShutdownResponse\x12[\n" +
+	"\fAuthenticate\x12$.chacc.module.v1.AuthenticateRequest\x1a%.chacc.module.v1.AuthenticateResponse2[\n" +
 	"\x04HTTP\x12S\n" +
-	"\x06Handle\x12!.chacc.module.v1.HTTPRequestFrame\x1a\".chacc.module.v1.HTTPResponseFrame(\x010\x012\xdb\x01\n" +
+	"\x06Handle\x12!.chacc.module.v1.HTTPRequestFrame\x1a\".chacc.module.v1.HTTPResponseFrame(\x010\x012\xd3\x02\n" +
 	"\x04Host\x12L\n" +
 	"\aPublish\x12\x1f.chacc.module.v1.PublishRequest\x1a .chacc.module.v1.PublishResponse\x12C\n" +
 	"\x04Call\x12\x1c.chacc.module.v1.CallRequest\x1a\x1d.chacc.module.v1.CallResponse\x12@\n" +
-	"\x03Log\x12\x1b.chacc.module.v1.LogRequest\x1a\x1c.chacc.module.v1.LogResponseB;Z9github.com/chacc/chacc/proto/gen/chacc/module/v1;modulev1b\x06proto3"
+	"\x03Log\x12\x1b.chacc.module.v1.LogRequest\x1a\x1c.chacc.module.v1.LogResponse\x12v\n" +
+	"\x15InvalidateCredentials\x12-.chacc.module.v1.InvalidateCredentialsRequest\x1a..chacc.module.v1.InvalidateCredentialsResponseB;Z9github.com/chacc/chacc/proto/gen/chacc/module/v1;modulev1b\x06proto3"
 
 var (
 	file_chacc_module_v1_module_proto_rawDescOnce sync.Once
@@ -1816,77 +2369,92 @@ func file_chacc_module_v1_module_proto_rawDescGZIP() []byte {
 	return file_chacc_module_v1_module_proto_rawDescData
 }
 
-var file_chacc_module_v1_module_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_chacc_module_v1_module_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_chacc_module_v1_module_proto_goTypes = []any{
-	(*ConfigureRequest)(nil),    // 0: chacc.module.v1.ConfigureRequest
-	(*Database)(nil),            // 1: chacc.module.v1.Database
-	(*ConfigureResponse)(nil),   // 2: chacc.module.v1.ConfigureResponse
-	(*DescribeRequest)(nil),     // 3: chacc.module.v1.DescribeRequest
-	(*DescribeResponse)(nil),    // 4: chacc.module.v1.DescribeResponse
-	(*Route)(nil),               // 5: chacc.module.v1.Route
-	(*RateLimit)(nil),           // 6: chacc.module.v1.RateLimit
-	(*HealthRequest)(nil),       // 7: chacc.module.v1.HealthRequest
-	(*HealthResponse)(nil),      // 8: chacc.module.v1.HealthResponse
-	(*Event)(nil),               // 9: chacc.module.v1.Event
-	(*HandleEventResponse)(nil), // 10: chacc.module.v1.HandleEventResponse
-	(*ShutdownRequest)(nil),     // 11: chacc.module.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),    // 12: chacc.module.v1.ShutdownResponse
-	(*Header)(nil),              // 13: chacc.module.v1.Header
-	(*Principal)(nil),           // 14: chacc.module.v1.Principal
-	(*RequestHead)(nil),         // 15: chacc.module.v1.RequestHead
-	(*HTTPRequestFrame)(nil),    // 16: chacc.module.v1.HTTPRequestFrame
-	(*ResponseHead)(nil),        // 17: chacc.module.v1.ResponseHead
-	(*HTTPResponseFrame)(nil),   // 18: chacc.module.v1.HTTPResponseFrame
-	(*PublishRequest)(nil),      // 19: chacc.module.v1.PublishRequest
-	(*PublishResponse)(nil),     // 20: chacc.module.v1.PublishResponse
-	(*CallRequest)(nil),         // 21: chacc.module.v1.CallRequest
-	(*CallResponse)(nil),        // 22: chacc.module.v1.CallResponse
-	(*LogRequest)(nil),          // 23: chacc.module.v1.LogRequest
-	(*LogResponse)(nil),         // 24: chacc.module.v1.LogResponse
-	nil,                         // 25: chacc.module.v1.ConfigureRequest.SettingsEntry
-	nil,                         // 26: chacc.module.v1.Principal.AttributesEntry
-	nil,                         // 27: chacc.module.v1.RequestHead.PathParamsEntry
-	nil,                         // 28: chacc.module.v1.LogRequest.AttrsEntry
+	(*ConfigureRequest)(nil),              // 0: chacc.module.v1.ConfigureRequest
+	(*Database)(nil),                      // 1: chacc.module.v1.Database
+	(*ConfigureResponse)(nil),             // 2: chacc.module.v1.ConfigureResponse
+	(*DescribeRequest)(nil),               // 3: chacc.module.v1.DescribeRequest
+	(*DescribeResponse)(nil),              // 4: chacc.module.v1.DescribeResponse
+	(*Authenticator)(nil),                 // 5: chacc.module.v1.Authenticator
+	(*VerificationKey)(nil),               // 6: chacc.module.v1.VerificationKey
+	(*AuthenticateRequest)(nil),           // 7: chacc.module.v1.AuthenticateRequest
+	(*TokenRef)(nil),                      // 8: chacc.module.v1.TokenRef
+	(*AuthenticateResponse)(nil),          // 9: chacc.module.v1.AuthenticateResponse
+	(*InvalidateCredentialsRequest)(nil),  // 10: chacc.module.v1.InvalidateCredentialsRequest
+	(*InvalidateCredentialsResponse)(nil), // 11: chacc.module.v1.InvalidateCredentialsResponse
+	(*Route)(nil),                         // 12: chacc.module.v1.Route
+	(*RateLimit)(nil),                     // 13: chacc.module.v1.RateLimit
+	(*HealthRequest)(nil),                 // 14: chacc.module.v1.HealthRequest
+	(*HealthResponse)(nil),                // 15: chacc.module.v1.HealthResponse
+	(*Event)(nil),                         // 16: chacc.module.v1.Event
+	(*HandleEventResponse)(nil),           // 17: chacc.module.v1.HandleEventResponse
+	(*ShutdownRequest)(nil),               // 18: chacc.module.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),              // 19: chacc.module.v1.ShutdownResponse
+	(*Header)(nil),                        // 20: chacc.module.v1.Header
+	(*Principal)(nil),                     // 21: chacc.module.v1.Principal
+	(*RequestHead)(nil),                   // 22: chacc.module.v1.RequestHead
+	(*HTTPRequestFrame)(nil),              // 23: chacc.module.v1.HTTPRequestFrame
+	(*ResponseHead)(nil),                  // 24: chacc.module.v1.ResponseHead
+	(*HTTPResponseFrame)(nil),             // 25: chacc.module.v1.HTTPResponseFrame
+	(*PublishRequest)(nil),                // 26: chacc.module.v1.PublishRequest
+	(*PublishResponse)(nil),               // 27: chacc.module.v1.PublishResponse
+	(*CallRequest)(nil),                   // 28: chacc.module.v1.CallRequest
+	(*CallResponse)(nil),                  // 29: chacc.module.v1.CallResponse
+	(*LogRequest)(nil),                    // 30: chacc.module.v1.LogRequest
+	(*LogResponse)(nil),                   // 31: chacc.module.v1.LogResponse
+	nil,                                   // 32: chacc.module.v1.ConfigureRequest.SettingsEntry
+	nil,                                   // 33: chacc.module.v1.Principal.AttributesEntry
+	nil,                                   // 34: chacc.module.v1.RequestHead.PathParamsEntry
+	nil,                                   // 35: chacc.module.v1.LogRequest.AttrsEntry
 }
 var file_chacc_module_v1_module_proto_depIdxs = []int32{
-	25, // 0: chacc.module.v1.ConfigureRequest.settings:type_name -> chacc.module.v1.ConfigureRequest.SettingsEntry
+	32, // 0: chacc.module.v1.ConfigureRequest.settings:type_name -> chacc.module.v1.ConfigureRequest.SettingsEntry
 	1,  // 1: chacc.module.v1.ConfigureRequest.database:type_name -> chacc.module.v1.Database
-	5,  // 2: chacc.module.v1.DescribeResponse.routes:type_name -> chacc.module.v1.Route
-	6,  // 3: chacc.module.v1.Route.rate_limit:type_name -> chacc.module.v1.RateLimit
-	26, // 4: chacc.module.v1.Principal.attributes:type_name -> chacc.module.v1.Principal.AttributesEntry
-	13, // 5: chacc.module.v1.RequestHead.headers:type_name -> chacc.module.v1.Header
-	14, // 6: chacc.module.v1.RequestHead.principal:type_name -> chacc.module.v1.Principal
-	27, // 7: chacc.module.v1.RequestHead.path_params:type_name -> chacc.module.v1.RequestHead.PathParamsEntry
-	15, // 8: chacc.module.v1.HTTPRequestFrame.head:type_name -> chacc.module.v1.RequestHead
-	13, // 9: chacc.module.v1.ResponseHead.headers:type_name -> chacc.module.v1.Header
-	17, // 10: chacc.module.v1.HTTPResponseFrame.head:type_name -> chacc.module.v1.ResponseHead
-	13, // 11: chacc.module.v1.CallRequest.headers:type_name -> chacc.module.v1.Header
-	14, // 12: chacc.module.v1.CallRequest.principal:type_name -> chacc.module.v1.Principal
-	13, // 13: chacc.module.v1.CallResponse.headers:type_name -> chacc.module.v1.Header
-	28, // 14: chacc.module.v1.LogRequest.attrs:type_name -> chacc.module.v1.LogRequest.AttrsEntry
-	0,  // 15: chacc.module.v1.Module.Configure:input_type -> chacc.module.v1.ConfigureRequest
-	3,  // 16: chacc.module.v1.Module.Describe:input_type -> chacc.module.v1.DescribeRequest
-	7,  // 17: chacc.module.v1.Module.Health:input_type -> chacc.module.v1.HealthRequest
-	9,  // 18: chacc.module.v1.Module.HandleEvent:input_type -> chacc.module.v1.Event
-	11, // 19: chacc.module.v1.Module.Shutdown:input_type -> chacc.module.v1.ShutdownRequest
-	16, // 20: chacc.module.v1.HTTP.Handle:input_type -> chacc.module.v1.HTTPRequestFrame
-	19, // 21: chacc.module.v1.Host.Publish:input_type -> chacc.module.v1.PublishRequest
-	21, // 22: chacc.module.v1.Host.Call:input_type -> chacc.module.v1.CallRequest
-	23, // 23: chacc.module.v1.Host.Log:input_type -> chacc.module.v1.LogRequest
-	2,  // 24: chacc.module.v1.Module.Configure:output_type -> chacc.module.v1.ConfigureResponse
-	4,  // 25: chacc.module.v1.Module.Describe:output_type -> chacc.module.v1.DescribeResponse
-	8,  // 26: chacc.module.v1.Module.Health:output_type -> chacc.module.v1.HealthResponse
-	10, // 27: chacc.module.v1.Module.HandleEvent:output_type -> chacc.module.v1.HandleEventResponse
-	12, // 28: chacc.module.v1.Module.Shutdown:output_type -> chacc.module.v1.ShutdownResponse
-	18, // 29: chacc.module.v1.HTTP.Handle:output_type -> chacc.module.v1.HTTPResponseFrame
-	20, // 30: chacc.module.v1.Host.Publish:output_type -> chacc.module.v1.PublishResponse
-	22, // 31: chacc.module.v1.Host.Call:output_type -> chacc.module.v1.CallResponse
-	24, // 32: chacc.module.v1.Host.Log:output_type -> chacc.module.v1.LogResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	12, // 2: chacc.module.v1.DescribeResponse.routes:type_name -> chacc.module.v1.Route
+	5,  // 3: chacc.module.v1.DescribeResponse.authenticator:type_name -> chacc.module.v1.Authenticator
+	6,  // 4: chacc.module.v1.Authenticator.keys:type_name -> chacc.module.v1.VerificationKey
+	8,  // 5: chacc.module.v1.AuthenticateRequest.token:type_name -> chacc.module.v1.TokenRef
+	21, // 6: chacc.module.v1.AuthenticateResponse.principal:type_name -> chacc.module.v1.Principal
+	13, // 7: chacc.module.v1.Route.rate_limit:type_name -> chacc.module.v1.RateLimit
+	33, // 8: chacc.module.v1.Principal.attributes:type_name -> chacc.module.v1.Principal.AttributesEntry
+	20, // 9: chacc.module.v1.RequestHead.headers:type_name -> chacc.module.v1.Header
+	21, // 10: chacc.module.v1.RequestHead.principal:type_name -> chacc.module.v1.Principal
+	34, // 11: chacc.module.v1.RequestHead.path_params:type_name -> chacc.module.v1.RequestHead.PathParamsEntry
+	22, // 12: chacc.module.v1.HTTPRequestFrame.head:type_name -> chacc.module.v1.RequestHead
+	20, // 13: chacc.module.v1.ResponseHead.headers:type_name -> chacc.module.v1.Header
+	24, // 14: chacc.module.v1.HTTPResponseFrame.head:type_name -> chacc.module.v1.ResponseHead
+	20, // 15: chacc.module.v1.CallRequest.headers:type_name -> chacc.module.v1.Header
+	21, // 16: chacc.module.v1.CallRequest.principal:type_name -> chacc.module.v1.Principal
+	20, // 17: chacc.module.v1.CallResponse.headers:type_name -> chacc.module.v1.Header
+	35, // 18: chacc.module.v1.LogRequest.attrs:type_name -> chacc.module.v1.LogRequest.AttrsEntry
+	0,  // 19: chacc.module.v1.Module.Configure:input_type -> chacc.module.v1.ConfigureRequest
+	3,  // 20: chacc.module.v1.Module.Describe:input_type -> chacc.module.v1.DescribeRequest
+	14, // 21: chacc.module.v1.Module.Health:input_type -> chacc.module.v1.HealthRequest
+	16, // 22: chacc.module.v1.Module.HandleEvent:input_type -> chacc.module.v1.Event
+	18, // 23: chacc.module.v1.Module.Shutdown:input_type -> chacc.module.v1.ShutdownRequest
+	7,  // 24: chacc.module.v1.Module.Authenticate:input_type -> chacc.module.v1.AuthenticateRequest
+	23, // 25: chacc.module.v1.HTTP.Handle:input_type -> chacc.module.v1.HTTPRequestFrame
+	26, // 26: chacc.module.v1.Host.Publish:input_type -> chacc.module.v1.PublishRequest
+	28, // 27: chacc.module.v1.Host.Call:input_type -> chacc.module.v1.CallRequest
+	30, // 28: chacc.module.v1.Host.Log:input_type -> chacc.module.v1.LogRequest
+	10, // 29: chacc.module.v1.Host.InvalidateCredentials:input_type -> chacc.module.v1.InvalidateCredentialsRequest
+	2,  // 30: chacc.module.v1.Module.Configure:output_type -> chacc.module.v1.ConfigureResponse
+	4,  // 31: chacc.module.v1.Module.Describe:output_type -> chacc.module.v1.DescribeResponse
+	15, // 32: chacc.module.v1.Module.Health:output_type -> chacc.module.v1.HealthResponse
+	17, // 33: chacc.module.v1.Module.HandleEvent:output_type -> chacc.module.v1.HandleEventResponse
+	19, // 34: chacc.module.v1.Module.Shutdown:output_type -> chacc.module.v1.ShutdownResponse
+	9,  // 35: chacc.module.v1.Module.Authenticate:output_type -> chacc.module.v1.AuthenticateResponse
+	25, // 36: chacc.module.v1.HTTP.Handle:output_type -> chacc.module.v1.HTTPResponseFrame
+	27, // 37: chacc.module.v1.Host.Publish:output_type -> chacc.module.v1.PublishResponse
+	29, // 38: chacc.module.v1.Host.Call:output_type -> chacc.module.v1.CallResponse
+	31, // 39: chacc.module.v1.Host.Log:output_type -> chacc.module.v1.LogResponse
+	11, // 40: chacc.module.v1.Host.InvalidateCredentials:output_type -> chacc.module.v1.InvalidateCredentialsResponse
+	30, // [30:41] is the sub-list for method output_type
+	19, // [19:30] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_chacc_module_v1_module_proto_init() }
@@ -1894,13 +2462,17 @@ func file_chacc_module_v1_module_proto_init() {
 	if File_chacc_module_v1_module_proto != nil {
 		return
 	}
+	file_chacc_module_v1_module_proto_msgTypes[7].OneofWrappers = []any{
+		(*AuthenticateRequest_ApiKey)(nil),
+		(*AuthenticateRequest_Token)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chacc_module_v1_module_proto_rawDesc), len(file_chacc_module_v1_module_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -27,11 +27,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Module_Configure_FullMethodName   = "/chacc.module.v1.Module/Configure"
-	Module_Describe_FullMethodName    = "/chacc.module.v1.Module/Describe"
-	Module_Health_FullMethodName      = "/chacc.module.v1.Module/Health"
-	Module_HandleEvent_FullMethodName = "/chacc.module.v1.Module/HandleEvent"
-	Module_Shutdown_FullMethodName    = "/chacc.module.v1.Module/Shutdown"
+	Module_Configure_FullMethodName    = "/chacc.module.v1.Module/Configure"
+	Module_Describe_FullMethodName     = "/chacc.module.v1.Module/Describe"
+	Module_Health_FullMethodName       = "/chacc.module.v1.Module/Health"
+	Module_HandleEvent_FullMethodName  = "/chacc.module.v1.Module/HandleEvent"
+	Module_Shutdown_FullMethodName     = "/chacc.module.v1.Module/Shutdown"
+	Module_Authenticate_FullMethodName = "/chacc.module.v1.Module/Authenticate"
 )
 
 // ModuleClient is the client API for Module service.
@@ -52,6 +53,11 @@ type ModuleClient interface {
 	HandleEvent(ctx context.Context, in *Event, opts ...grpc.CallOption) (*HandleEventResponse, error)
 	// Shutdown asks the module to release its resources before it is stopped.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Authenticate is served by a module with the "authenticator" capability.
+	// The core verifies access tokens itself with the keys from Describe and
+	// asks here only whether a verified token's family is still valid, and who
+	// an API key belongs to. Other modules answer Unimplemented.
+	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
 }
 
 type moduleClient struct {
@@ -112,6 +118,16 @@ func (c *moduleClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts .
 	return out, nil
 }
 
+func (c *moduleClient) Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticateResponse)
+	err := c.cc.Invoke(ctx, Module_Authenticate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModuleServer is the server API for Module service.
 // All implementations must embed UnimplementedModuleServer
 // for forward compatibility.
@@ -130,6 +146,11 @@ type ModuleServer interface {
 	HandleEvent(context.Context, *Event) (*HandleEventResponse, error)
 	// Shutdown asks the module to release its resources before it is stopped.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Authenticate is served by a module with the "authenticator" capability.
+	// The core verifies access tokens itself with the keys from Describe and
+	// asks here only whether a verified token's family is still valid, and who
+	// an API key belongs to. Other modules answer Unimplemented.
+	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
 	mustEmbedUnimplementedModuleServer()
 }
 
@@ -154,6 +175,9 @@ func (UnimplementedModuleServer) HandleEvent(context.Context, *Event) (*HandleEv
 }
 func (UnimplementedModuleServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedModuleServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Authenticate not implemented")
 }
 func (UnimplementedModuleServer) mustEmbedUnimplementedModuleServer() {}
 func (UnimplementedModuleServer) testEmbeddedByValue()                {}
@@ -266,6 +290,24 @@ func _Module_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Module_Authenticate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModuleServer).Authenticate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Module_Authenticate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModuleServer).Authenticate(ctx, req.(*AuthenticateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Module_ServiceDesc is the grpc.ServiceDesc for Module service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +334,10 @@ var Module_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Module_Shutdown_Handler,
+		},
+		{
+			MethodName: "Authenticate",
+			Handler:    _Module_Authenticate_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -405,9 +451,10 @@ var HTTP_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Host_Publish_FullMethodName = "/chacc.module.v1.Host/Publish"
-	Host_Call_FullMethodName    = "/chacc.module.v1.Host/Call"
-	Host_Log_FullMethodName     = "/chacc.module.v1.Host/Log"
+	Host_Publish_FullMethodName               = "/chacc.module.v1.Host/Publish"
+	Host_Call_FullMethodName                  = "/chacc.module.v1.Host/Call"
+	Host_Log_FullMethodName                   = "/chacc.module.v1.Host/Log"
+	Host_InvalidateCredentials_FullMethodName = "/chacc.module.v1.Host/InvalidateCredentials"
 )
 
 // HostClient is the client API for Host service.
@@ -424,6 +471,11 @@ type HostClient interface {
 	Call(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (*CallResponse, error)
 	// Log writes a structured line to the core's log under the module's name.
 	Log(ctx context.Context, in *LogRequest, opts ...grpc.CallOption) (*LogResponse, error)
+	// InvalidateCredentials drops what the core caches about credentials (token
+	// families, subjects, API keys) so that a revocation takes effect at once.
+	// Only a module with the "authenticator" capability may call it; it returns
+	// once the calling core's cache is clear.
+	InvalidateCredentials(ctx context.Context, in *InvalidateCredentialsRequest, opts ...grpc.CallOption) (*InvalidateCredentialsResponse, error)
 }
 
 type hostClient struct {
@@ -464,6 +516,16 @@ func (c *hostClient) Log(ctx context.Context, in *LogRequest, opts ...grpc.CallO
 	return out, nil
 }
 
+func (c *hostClient) InvalidateCredentials(ctx context.Context, in *InvalidateCredentialsRequest, opts ...grpc.CallOption) (*InvalidateCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InvalidateCredentialsResponse)
+	err := c.cc.Invoke(ctx, Host_InvalidateCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -478,6 +540,11 @@ type HostServer interface {
 	Call(context.Context, *CallRequest) (*CallResponse, error)
 	// Log writes a structured line to the core's log under the module's name.
 	Log(context.Context, *LogRequest) (*LogResponse, error)
+	// InvalidateCredentials drops what the core caches about credentials (token
+	// families, subjects, API keys) so that a revocation takes effect at once.
+	// Only a module with the "authenticator" capability may call it; it returns
+	// once the calling core's cache is clear.
+	InvalidateCredentials(context.Context, *InvalidateCredentialsRequest) (*InvalidateCredentialsResponse, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -496,6 +563,9 @@ func (UnimplementedHostServer) Call(context.Context, *CallRequest) (*CallRespons
 }
 func (UnimplementedHostServer) Log(context.Context, *LogRequest) (*LogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Log not implemented")
+}
+func (UnimplementedHostServer) InvalidateCredentials(context.Context, *InvalidateCredentialsRequest) (*InvalidateCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InvalidateCredentials not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -572,6 +642,24 @@ func _Host_Log_Handler(srv interface{}, ctx context.Context, dec func(interface{
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_InvalidateCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InvalidateCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).InvalidateCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_InvalidateCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).InvalidateCredentials(ctx, req.(*InvalidateCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -590,6 +678,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Log",
 			Handler:    _Host_Log_Handler,
+		},
+		{
+			MethodName: "InvalidateCredentials",
+			Handler:    _Host_InvalidateCredentials_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,4 +1,4 @@
-package main
+package helloapp
 
 import (
 	"bufio"
@@ -24,11 +24,14 @@ import (
 	"github.com/chacc/chacc/sdk/sdktest"
 )
 
+// manifestFile is the module's manifest, beside main.go.
+const manifestFile = "../module_meta.json"
+
 // start runs the module in-process, configured with its own manifest, on db
 // (nil: a fresh SQLite file).
 func start(t *testing.T, db *sdk.Database) *sdktest.Harness {
 	t.Helper()
-	return sdktest.Start(t, module(), sdktest.Options{ManifestFile: "module_meta.json", Database: db})
+	return sdktest.Start(t, Module(), sdktest.Options{ManifestFile: manifestFile, Database: db})
 }
 
 // eachDatabase runs test with a fresh SQLite namespace, and with a fresh
@@ -58,13 +61,13 @@ func assertError(t *testing.T, resp *http.Response, got map[string]any, status i
 
 func TestEveryDeclaredRouteIsServed(t *testing.T) {
 	var served []string
-	for _, r := range (&api{}).handler().(*echo.Echo).Routes() {
+	for _, r := range (&API{}).Handler().(*echo.Echo).Routes() {
 		served = append(served, r.Method+" "+r.Path)
 	}
-	for _, r := range routes {
+	for _, r := range Routes {
 		assert.Contains(t, served, r.Method+" "+r.Path)
 	}
-	assert.Len(t, served, len(routes))
+	assert.Len(t, served, len(Routes))
 }
 
 func TestPing(t *testing.T) {
@@ -260,7 +263,7 @@ func TestPublishInvalid(t *testing.T) {
 
 func TestMalformedEventIsAcknowledged(t *testing.T) {
 	h := start(t, nil)
-	err := h.Deliver(t.Context(), sdk.Event{Type: eventType, Source: "other", Data: json.RawMessage(`{"id": "a b"}`)})
+	err := h.Deliver(t.Context(), sdk.Event{Type: EventType, Source: "other", Data: json.RawMessage(`{"id": "a b"}`)})
 	require.NoError(t, err, "a malformed event must not be retried forever")
 
 	_, got := do(t, h, http.MethodGet, "/hello/events", "")
@@ -272,7 +275,7 @@ func TestMalformedEventIsAcknowledged(t *testing.T) {
 
 func TestRelayCallsThroughTheHost(t *testing.T) {
 	var got *modulev1.CallRequest
-	h := sdktest.Start(t, module(), sdktest.Options{ManifestFile: "module_meta.json", Call: func(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
+	h := sdktest.Start(t, Module(), sdktest.Options{ManifestFile: manifestFile, Call: func(_ context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
 		got = req
 		return &modulev1.CallResponse{Status: 200, Body: []byte(`{"pong":true}`)}, nil
 	}})
@@ -287,4 +290,84 @@ func TestRelayCallsThroughTheHost(t *testing.T) {
 	// The default fake host knows no module: the relay reports a bad gateway.
 	resp, _ = do(t, start(t, nil), http.MethodGet, "/hello/relay", "")
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+}
+
+func TestItems(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, db *sdk.Database) {
+		h := start(t, db)
+		resp, created := do(t, h, http.MethodPost, "/hello/items", `{"name": "first"}`)
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+		id, ok := created["id"].(float64)
+		require.True(t, ok, "id in %v", created)
+		assert.Equal(t, "first", created["name"])
+
+		resp, got := do(t, h, http.MethodGet, "/hello/items/"+strconv.Itoa(int(id)), "")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, created, got)
+
+		resp, got = do(t, h, http.MethodGet, "/hello/items/"+strconv.Itoa(int(id)+1), "")
+		assertError(t, resp, got, http.StatusNotFound, "NOT_FOUND")
+		resp, got = do(t, h, http.MethodGet, "/hello/items/x", "")
+		assertError(t, resp, got, http.StatusBadRequest, "VALIDATION_ERROR")
+
+		for _, body := range []string{`{}`, `{"name": ""}`, `name=a`, `{"name": "` + strings.Repeat("x", maxItemName+1) + `"}`} {
+			resp, got := do(t, h, http.MethodPost, "/hello/items", body)
+			assertError(t, resp, got, http.StatusBadRequest, "VALIDATION_ERROR")
+		}
+	})
+}
+
+// BenchmarkItem serves GET /hello/items/:id through the bridge (sdktest) and
+// directly from the handler, on SQLite.
+func BenchmarkItem(b *testing.B) {
+	h := sdktest.Start(b, Module(), sdktest.Options{ManifestFile: manifestFile})
+	resp := h.Do(httptest.NewRequest(http.MethodPost, "/hello/items", strings.NewReader(`{"name": "bench"}`)))
+	require.Equal(b, http.StatusCreated, resp.StatusCode)
+	st, err := OpenStore(b.Context(), *sdktest.SQLite(b))
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	_, err = st.CreateItem(b.Context(), "bench")
+	require.NoError(b, err)
+	direct := NewAPI(nil, st).Handler()
+
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			direct.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/hello/items/1", nil))
+			if rec.Code != http.StatusOK {
+				b.Fatal(rec.Code)
+			}
+		}
+	})
+	b.Run("bridge", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if resp := h.Do(httptest.NewRequest(http.MethodGet, "/hello/items/1", nil)); resp.StatusCode != http.StatusOK {
+				b.Fatal(resp.StatusCode)
+			}
+		}
+	})
+}
+
+func TestWhoami(t *testing.T) {
+	h := start(t, nil)
+	// Anonymous: with no authenticator enabled the core lets the request in.
+	resp, got := do(t, h, http.MethodGet, "/hello/whoami", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, map[string]any{"authenticated": false}, got)
+
+	// Authenticated: the principal the core put in the request message.
+	resp = h.Do(httptest.NewRequest(http.MethodGet, "/hello/whoami", nil), sdktest.AsPrincipal(sdk.Principal{
+		Subject: "u1", DisplayName: "Ada", Roles: []string{"viewer"}, Method: "jwt",
+		Attributes: map[string]string{"family": "f1"},
+	}))
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, true, got["authenticated"])
+	assert.Equal(t, "u1", got["subject"])
+	assert.Equal(t, "Ada", got["display_name"])
+	assert.Equal(t, []any{"viewer"}, got["roles"])
+	assert.Equal(t, "jwt", got["method"])
+	assert.Equal(t, map[string]any{"family": "f1"}, got["attributes"])
 }

@@ -1,4 +1,4 @@
-package main
+package helloapp
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -17,15 +18,35 @@ import (
 	"github.com/chacc/chacc/sdk"
 )
 
-// api serves the module's routes and handles its events.
-type api struct {
-	rt    *sdk.Runtime
-	store *store
+// Host is what the handlers need from the core. *[sdk.Runtime] is one; a
+// program that mounts the handler without the core passes its own.
+type Host interface {
+	// Manifest is the installed manifest (its Version is reported by ping).
+	Manifest() sdk.Manifest
+	// Logger logs under the module's name.
+	Logger() *slog.Logger
+	// Publish stores an event durably and returns its id.
+	Publish(ctx context.Context, EventType string, data any) (string, error)
+	// Call makes a request to a module through the core.
+	Call(ctx context.Context, module, method, path string, header http.Header, body []byte) (*sdk.CallResponse, error)
 }
 
-// handler returns the echo instance serving every route in [routes]. Echo
+var _ Host = (*sdk.Runtime)(nil)
+
+// API serves the module's routes and handles its events.
+type API struct {
+	rt    Host
+	store *Store
+}
+
+// NewAPI returns the module's API over host and store.
+func NewAPI(host Host, store *Store) *API {
+	return &API{rt: host, store: store}
+}
+
+// Handler returns the echo instance serving every route in [Routes]. Echo
 // sees the full path the client called, prefix included.
-func (a *api) handler() http.Handler {
+func (a *API) Handler() http.Handler {
 	e := echo.New()
 	e.HTTPErrorHandler = a.handleError
 	e.GET("/hello/ping", a.ping)
@@ -33,20 +54,48 @@ func (a *api) handler() http.Handler {
 	e.GET("/hello/sse", a.sse)
 	e.POST("/hello/events", a.publish)
 	e.GET("/hello/events", a.listEvents)
+	e.POST("/hello/items", a.createItem)
+	e.GET("/hello/items/:id", a.getItem)
 	e.GET("/hello/relay", a.relay)
+	e.GET("/hello/whoami", a.whoami)
 	return e
 }
 
 // ping answers that the module is up, with the installed version.
-func (a *api) ping(c echo.Context) error {
+func (a *API) ping(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"pong": true, "version": a.rt.Manifest().Version})
+}
+
+// whoami returns the caller as the core authenticated it. The route declares
+// MinRole "viewer", so the core has already refused anonymous callers when an
+// authenticator is enabled; with none enabled the caller is anonymous.
+func (a *API) whoami(c echo.Context) error {
+	p, ok := sdk.PrincipalFrom(c.Request().Context())
+	if !ok {
+		return c.JSON(http.StatusOK, map[string]any{"authenticated": false})
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"authenticated": true,
+		"subject":       p.Subject,
+		"display_name":  p.DisplayName,
+		"roles":         p.Roles,
+		"scopes":        p.Scopes,
+		"method":        p.Method,
+		"attributes":    p.Attributes,
+	})
 }
 
 // relay calls this module's own ping through the core, the way a module
 // calls another: the core routes the call and passes the caller's identity and
 // request ids along.
-func (a *api) relay(c echo.Context) error {
-	resp, err := a.rt.Call(c.Request().Context(), "hello", http.MethodGet, "/hello/ping", nil, nil)
+func (a *API) relay(c echo.Context) error {
+	target := "/hello/ping"
+	if c.QueryParam("to") == "whoami" {
+		// The call acts for this request's caller: the core passes their
+		// principal on and holds the call to whoami's requirement.
+		target = "/hello/whoami"
+	}
+	resp, err := a.rt.Call(c.Request().Context(), "hello", http.MethodGet, target, nil, nil)
 	if err != nil {
 		return &httpError{Status: http.StatusBadGateway, Detail: "Call through the core failed: " + err.Error()}
 	}
@@ -56,7 +105,7 @@ func (a *api) relay(c echo.Context) error {
 // echoBody streams the request body back as it arrives, whatever its size: a
 // chunk is written and flushed as soon as it is read, so neither side holds
 // the whole body.
-func (a *api) echoBody(c echo.Context) error {
+func (a *API) echoBody(c echo.Context) error {
 	req, res := c.Request(), c.Response()
 	contentType := req.Header.Get(echo.HeaderContentType)
 	if contentType == "" {
@@ -91,9 +140,10 @@ const (
 )
 
 // sse sends n "tick" server-sent events, interval_ms apart, flushing each
-// one so that it reaches the client at once. It stops early when the client
+// one so that it reaches the client at once; with stamp=true each carries
+// the time it was sent. It stops early when the client
 // goes away: the request's context is cancelled then.
-func (a *api) sse(c echo.Context) error {
+func (a *API) sse(c echo.Context) error {
 	n, err := intQuery(c, "n", defaultTicks, maxTicks)
 	if err != nil {
 		return err
@@ -103,6 +153,7 @@ func (a *api) sse(c echo.Context) error {
 		return err
 	}
 	interval := time.Duration(intervalMS) * time.Millisecond
+	stamp := c.QueryParam("stamp") == "true"
 
 	res := c.Response()
 	res.Header().Set(echo.HeaderContentType, "text/event-stream")
@@ -122,7 +173,15 @@ func (a *api) sse(c echo.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if _, err := fmt.Fprintf(res, "event: tick\nid: %d\ndata: {\"n\": %d}\n\n", i, i); err != nil {
+		var err error
+		if stamp {
+			// The send time lets a client on the same machine measure the
+			// latency of each event (the benchmarks do).
+			_, err = fmt.Fprintf(res, "event: tick\nid: %d\ndata: {\"n\": %d, \"sent_unix_ns\": %d}\n\n", i, i, time.Now().UnixNano())
+		} else {
+			_, err = fmt.Fprintf(res, "event: tick\nid: %d\ndata: {\"n\": %d}\n\n", i, i)
+		}
+		if err != nil {
 			return nil // the client is gone
 		}
 		res.Flush()
@@ -157,7 +216,7 @@ const invalidIDDetail = "id must be 1 to 128 characters from A-Z, a-z, 0-9, '.',
 // publish publishes a hello.event carrying the posted id. The core has
 // stored the event durably when Publish returns; delivery to subscribers,
 // this module included, follows.
-func (a *api) publish(c echo.Context) error {
+func (a *API) publish(c echo.Context) error {
 	var in helloEvent
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxEventBody)
 	if err := json.NewDecoder(body).Decode(&in); err != nil {
@@ -169,15 +228,15 @@ func (a *api) publish(c echo.Context) error {
 	if !validID.MatchString(in.ID) {
 		return invalid(invalidIDDetail)
 	}
-	eventID, err := a.rt.Publish(c.Request().Context(), eventType, in)
+	eventID, err := a.rt.Publish(c.Request().Context(), EventType, in)
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", eventType, err)
+		return fmt.Errorf("publish %s: %w", EventType, err)
 	}
 	return c.JSON(http.StatusAccepted, map[string]string{"event_id": eventID, "id": in.ID})
 }
 
 // listEvents lists the ids received, in the order received.
-func (a *api) listEvents(c echo.Context) error {
+func (a *API) listEvents(c echo.Context) error {
 	ids, err := a.store.IDs(c.Request().Context())
 	if err != nil {
 		return err
@@ -185,12 +244,12 @@ func (a *api) listEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"ids": ids, "count": len(ids)})
 }
 
-// handleEvent records the id a hello.event carries. Delivery is at least
+// HandleEvent records the id a hello.event carries. Delivery is at least
 // once, so the same event may come again: recording is idempotent. An error
 // makes the core deliver the event again later, so it is returned only for
 // what a retry can fix (the database); a malformed event is logged and
 // acknowledged, as it would fail forever and hold back every later event.
-func (a *api) handleEvent(ctx context.Context, ev sdk.Event) error {
+func (a *API) HandleEvent(ctx context.Context, ev sdk.Event) error {
 	var data helloEvent
 	if err := ev.Decode(&data); err != nil || !validID.MatchString(data.ID) {
 		a.rt.Logger().WarnContext(ctx, "malformed hello.event ignored", "event", ev.ID, "source", ev.Source)
@@ -200,6 +259,51 @@ func (a *api) handleEvent(ctx context.Context, ev sdk.Event) error {
 		return fmt.Errorf("record id %s: %w", data.ID, err)
 	}
 	return nil
+}
+
+// item is an item as the API shows it.
+type item struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// createItem stores the posted item and answers 201 with its id.
+func (a *API) createItem(c echo.Context) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxItemBody)
+	if err := json.NewDecoder(body).Decode(&in); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &httpError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Detail: "The body is too large."}
+		}
+		return invalid(`The body must be a JSON object: {"name": "..."}.`)
+	}
+	if in.Name == "" || len(in.Name) > maxItemName {
+		return invalid(fmt.Sprintf("name must be 1 to %d bytes.", maxItemName))
+	}
+	it, err := a.store.CreateItem(c.Request().Context(), in.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, item{ID: it.ID, Name: it.Name, CreatedAt: it.CreatedAt})
+}
+
+// getItem reads one item by its primary key.
+func (a *API) getItem(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return invalid("id must be a positive integer.")
+	}
+	it, err := a.store.Item(c.Request().Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return &httpError{Status: http.StatusNotFound, Code: "NOT_FOUND", Detail: "Item not found."}
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, item{ID: it.ID, Name: it.Name, CreatedAt: it.CreatedAt})
 }
 
 // httpError is an error answered with its own status, in the chacc error
@@ -227,7 +331,7 @@ type errorBody struct {
 // handleError renders every error a handler returns, and echo's own (404,
 // 405), in the chacc error shape, with the request id the core assigned.
 // Other errors are logged and shown to the client only as "Internal error.".
-func (a *api) handleError(err error, c echo.Context) {
+func (a *API) handleError(err error, c echo.Context) {
 	ctx := c.Request().Context()
 	if c.Response().Committed {
 		// A streamed answer broke off: too late for a status, so log it.

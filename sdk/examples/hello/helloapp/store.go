@@ -1,7 +1,8 @@
-package main
+package helloapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,16 +45,41 @@ var migrations = []*gormigrate.Migration{
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable("received_ids") },
 	},
+	{
+		ID: "0002_items",
+		Migrate: func(tx *gorm.DB) error {
+			type item struct {
+				ID        int64     `gorm:"primaryKey"`
+				Name      string    `gorm:"size:128;not null"`
+				CreatedAt time.Time `gorm:"not null"`
+			}
+			return tx.Migrator().CreateTable(&item{})
+		},
+		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable("items") },
+	},
 }
 
-// store keeps the module's data in its own database namespace.
-type store struct {
+// Item is one stored item, in the table items.
+type Item struct {
+	ID        int64     `gorm:"primaryKey"`
+	Name      string    `gorm:"size:128;not null"`
+	CreatedAt time.Time `gorm:"not null;autoCreateTime"`
+}
+
+// maxItemName is the longest item name, in bytes.
+const maxItemName = 128
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store keeps the module's data in its own database namespace.
+type Store struct {
 	db *gorm.DB
 }
 
-// openStore opens the namespace the core gave the module and brings its
+// OpenStore opens the namespace the core gave the module and brings its
 // schema up to date.
-func openStore(ctx context.Context, d sdk.Database) (*store, error) {
+func OpenStore(ctx context.Context, d sdk.Database) (*Store, error) {
 	db, err := sdkdb.Open(d)
 	if err != nil {
 		return nil, err
@@ -64,27 +90,44 @@ func openStore(ctx context.Context, d sdk.Database) (*store, error) {
 		sdkdb.Close(db)
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return &store{db: db}, nil
+	return &Store{db: db}, nil
 }
 
 // Record stores id as received with event eventID. An id already stored is
 // left as it is, so that a redelivered event, or a second event with the
 // same id, changes nothing and succeeds.
-func (s *store) Record(ctx context.Context, id, eventID string) error {
+func (s *Store) Record(ctx context.Context, id, eventID string) error {
 	return s.db.WithContext(ctx).
 		Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).
 		Create(&receivedID{ID: id, EventID: eventID}).Error
 }
 
 // IDs returns every recorded id in the order received.
-func (s *store) IDs(ctx context.Context) ([]string, error) {
+func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	ids := []string{}
 	err := s.db.WithContext(ctx).Model(&receivedID{}).Order("seq").Pluck("id", &ids).Error
 	return ids, err
 }
 
+// CreateItem stores a new item named name and returns it.
+func (s *Store) CreateItem(ctx context.Context, name string) (Item, error) {
+	it := Item{Name: name}
+	err := s.db.WithContext(ctx).Create(&it).Error
+	return it, err
+}
+
+// Item reads the item with primary key id; [ErrNotFound] when there is none.
+func (s *Store) Item(ctx context.Context, id int64) (Item, error) {
+	var it Item
+	err := s.db.WithContext(ctx).Take(&it, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return it, ErrNotFound
+	}
+	return it, err
+}
+
 // Ping checks that the database answers.
-func (s *store) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -93,4 +136,4 @@ func (s *store) Ping(ctx context.Context) error {
 }
 
 // Close releases the database connections.
-func (s *store) Close() error { return sdkdb.Close(s.db) }
+func (s *Store) Close() error { return sdkdb.Close(s.db) }
