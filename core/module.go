@@ -35,6 +35,17 @@ type ModuleStatus struct {
 	InstalledAt time.Time `json:"installed_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
+	Signature   Signature `json:"signature"`
+}
+
+// Signature says who signed an installed module's archive.
+type Signature struct {
+	// Signed is true when the archive carried a valid module.sig.
+	Signed bool `json:"signed"`
+	// KeyID identifies the signer's key (16 hex digits); empty when unsigned.
+	KeyID string `json:"key_id"`
+	// Trusted is true when the signer was in CHACC_TRUSTED_KEYS at install.
+	Trusted bool `json:"trusted"`
 }
 
 // Route is a route a running module declared.

@@ -9,6 +9,11 @@
 // counting the bytes itself, to hash it. [Archive.Extract] then writes the
 // files atomically, checking sizes and hashes again as it goes.
 //
+// [Sign] adds module.sig, an Ed25519 signature over the SHA-256 of every
+// other file (see [Statement]); [Archive.VerifySignature] checks it against a
+// [Trust] policy. Keys travel as "ed25519:<base64>" text or PEM: see
+// [GenerateKey], [ParsePublicKey] and [ParsePrivateKey].
+//
 // Every rejection of an archive's content is an [*Error] whose Kind tells the
 // HTTP layer which status to answer and whose message is fit for the client.
 package archive

@@ -11,6 +11,15 @@ const (
 	KindInvalid Kind = iota + 1
 	// KindTooLarge means the archive exceeds a size or count limit (HTTP 413).
 	KindTooLarge
+	// KindSignatureInvalid means module.sig is malformed or does not verify,
+	// or the archive was modified after signing (HTTP 400).
+	KindSignatureInvalid
+	// KindSignatureRequired means the archive is unsigned and the policy
+	// requires a signature (HTTP 403).
+	KindSignatureRequired
+	// KindUntrustedSigner means the archive is validly signed by a key that
+	// is not trusted, and the policy requires a trusted one (HTTP 403).
+	KindUntrustedSigner
 )
 
 // Error is a rejection of an archive's content. Msg is a complete sentence

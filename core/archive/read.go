@@ -20,7 +20,7 @@ import (
 const (
 	sigFile         = "module.sig"
 	openAPIFile     = "openapi.json"
-	maxSigBytes     = 4 << 10
+	maxSigBytes     = 64 << 10
 	maxOpenAPIBytes = 8 << 20
 )
 
@@ -68,6 +68,7 @@ type Archive struct {
 	// it, so a caller may set it to a checksum pinned earlier.
 	ExecutableSHA256 string
 	// Signature is the content of module.sig, or nil when there is none.
+	// Read does not verify it: see [Archive.VerifySignature].
 	Signature []byte
 	// OpenAPI is the content of openapi.json, or nil when there is none.
 	// Read does not check that it is valid OpenAPI.
@@ -118,7 +119,7 @@ var errLimit = errors.New("archive: limit exceeded")
 //     [ValidateManifest]);
 //   - a missing bin/<goos>-<goarch>/<name>, or one whose header shows it is
 //     not an executable for that platform;
-//   - a module.sig over 4 KiB or an openapi.json over 8 MiB.
+//   - a module.sig over 64 KiB or an openapi.json over 8 MiB.
 //
 // Every refusal, and every error reading r, is an [*Error]. Read inflates
 // every file once to count and hash it but keeps in memory only

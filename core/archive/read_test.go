@@ -178,7 +178,7 @@ func TestReadRefuses(t *testing.T) {
 		{name: "Mach-O library", entries: exeAt("bin/darwin-arm64/hello", fakeMachO(macho.TypeDylib, macho.CpuArm64)), goos: "darwin", goarch: "arm64", wantKind: KindInvalid, wantMsg: "its Mach-O type is Dylib."},
 		{name: "empty executable on another system", entries: exeAt("bin/plan9-amd64/hello", nil), goos: "plan9", wantKind: KindInvalid, wantMsg: "Executable 'bin/plan9-amd64/hello' is not a plan9/amd64 executable: it is empty."},
 
-		{name: "signature over 4 KiB", entries: base(zentry{name: "module.sig", body: make([]byte, 4097)}), wantKind: KindTooLarge, wantMsg: "'module.sig' is larger than 4096 bytes."},
+		{name: "signature over 64 KiB", entries: base(zentry{name: "module.sig", body: make([]byte, 64<<10+1)}), wantKind: KindTooLarge, wantMsg: "'module.sig' is larger than 65536 bytes."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

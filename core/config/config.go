@@ -3,11 +3,16 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chacc/chacc/core/archive"
+	"github.com/chacc/chacc/core/ratelimit"
 )
 
 // Config is the core's configuration.
@@ -71,6 +76,41 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error. CHACC_LOG_LEVEL. Default: info.
 	LogLevel string
+	// RateLimit is the default limit per client IP on every route that
+	// declares none of its own (health probes and /metrics are exempt).
+	// CHACC_RATE_LIMIT, "<count>/<period>" or "off". Default: 100/1m.
+	RateLimit ratelimit.Rate
+	// RateLimitStorage keeps the counts: "memory", or a redis:// URL so that
+	// several cores share one count. RATE_LIMIT_STORAGE. Default: memory.
+	RateLimitStorage string
+	// RateLimitPrefix starts every rate-limit key in Redis.
+	// CHACC_RATE_LIMIT_PREFIX. Default: "chacc".
+	RateLimitPrefix string
+	// TrustedProxies are the addresses (IPs or CIDRs) of reverse proxies whose
+	// X-Forwarded-For names the client. Empty: the client is the peer
+	// address and X-Forwarded-For is ignored. CHACC_TRUSTED_PROXIES,
+	// comma-separated.
+	TrustedProxies []*net.IPNet
+	// AuthCacheTTL bounds how long the core reuses the authenticator module's
+	// answer about a token family or an API key; revocations clear it at
+	// once. CHACC_AUTH_CACHE_TTL. Default: 30s.
+	AuthCacheTTL time.Duration
+	// AdminToken is a break-glass bearer token that acts as an admin on the
+	// core's own routes (/modules/*, /audit) only, so that an operator can
+	// still re-enable or replace the auth module when it is down. At least
+	// 32 characters; empty disables it. CHACC_ADMIN_TOKEN.
+	AdminToken string
+	// TrustedKeys are the Ed25519 public keys whose module signatures are
+	// trusted. CHACC_TRUSTED_KEYS: comma-separated items, each a key
+	// ("ed25519:<base64>", as `chacc module keygen` writes it) or the path of
+	// a file holding keys, one per line (PEM "PUBLIC KEY" blocks too; "#"
+	// starts a comment line). Default: none.
+	TrustedKeys []ed25519.PublicKey
+	// RequireSigned refuses archives that are unsigned (403) or signed by a
+	// key not in TrustedKeys (403). A broken signature is refused (400)
+	// either way. CHACC_REQUIRE_SIGNED, true or false; true needs
+	// TrustedKeys. Default: false.
+	RequireSigned bool
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -98,6 +138,10 @@ func load(getenv func(string) string) (Config, error) {
 		EventPollInterval: time.Second,
 		ReconcileInterval: 5 * time.Second,
 		ShutdownTimeout:   20 * time.Second,
+		RateLimit:         ratelimit.Rate{Limit: 100, Period: time.Minute},
+		RateLimitStorage:  or(getenv("RATE_LIMIT_STORAGE"), "memory"),
+		RateLimitPrefix:   or(getenv("CHACC_RATE_LIMIT_PREFIX"), "chacc"),
+		AuthCacheTTL:      30 * time.Second,
 	}
 	p := parser{getenv: getenv}
 	p.bytes("CHACC_MAX_BODY_BYTES", &c.MaxBodyBytes)
@@ -112,8 +156,37 @@ func load(getenv func(string) string) (Config, error) {
 	p.duration("CHACC_EVENT_POLL_INTERVAL", &c.EventPollInterval)
 	p.duration("CHACC_RECONCILE_INTERVAL", &c.ReconcileInterval)
 	p.duration("CHACC_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	p.duration("CHACC_AUTH_CACHE_TTL", &c.AuthCacheTTL)
+	p.set("CHACC_ADMIN_TOKEN", func(v string) error {
+		if len(v) < 32 {
+			return fmt.Errorf("must be at least 32 characters")
+		}
+		c.AdminToken = v
+		return nil
+	})
+	p.set("CHACC_RATE_LIMIT", func(v string) (err error) {
+		c.RateLimit, err = ratelimit.ParseRate(v)
+		return err
+	})
+	p.set("CHACC_TRUSTED_PROXIES", func(v string) (err error) {
+		c.TrustedProxies, err = parseNets(v)
+		return err
+	})
+	p.set("CHACC_TRUSTED_KEYS", func(v string) (err error) {
+		c.TrustedKeys, err = trustedKeys(v)
+		return err
+	})
+	p.set("CHACC_REQUIRE_SIGNED", func(v string) (err error) {
+		if c.RequireSigned, err = strconv.ParseBool(v); err != nil {
+			return fmt.Errorf("%q is neither true nor false", v)
+		}
+		return nil
+	})
 	if p.err != nil {
 		return Config{}, p.err
+	}
+	if c.RequireSigned && len(c.TrustedKeys) == 0 {
+		return Config{}, fmt.Errorf("CHACC_REQUIRE_SIGNED=true needs at least one key in CHACC_TRUSTED_KEYS")
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return Config{}, fmt.Errorf("CHACC_MODE: %q is neither development nor production", c.Mode)
@@ -124,6 +197,31 @@ func load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("CHACC_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	}
 	return c, nil
+}
+
+// parseNets reads comma-separated IPs and CIDRs.
+func parseNets(v string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, s := range splitList(v) {
+		if !strings.Contains(s, "/") {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR", s)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func or(v, def string) string {
@@ -196,4 +294,33 @@ func (p *parser) bytes(name string, dst *int64) {
 		*dst = n * mult
 		return nil
 	})
+}
+
+// trustedKeys reads CHACC_TRUSTED_KEYS: comma-separated keys and paths of
+// files holding keys.
+func trustedKeys(v string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, item := range splitList(v) {
+		if strings.HasPrefix(item, "ed25519:") || strings.HasPrefix(item, "-----BEGIN") {
+			k, err := archive.ParsePublicKey(item)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
+			continue
+		}
+		data, err := os.ReadFile(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a key (ed25519:<base64>) nor a readable file: %w", item, err)
+		}
+		ks, err := archive.ParsePublicKeys(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", item, err)
+		}
+		if len(ks) == 0 {
+			return nil, fmt.Errorf("%s holds no key", item)
+		}
+		keys = append(keys, ks...)
+	}
+	return keys, nil
 }

@@ -19,6 +19,29 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 5, c.RestartMax)
 	assert.Equal(t, 30*time.Second, c.DrainTimeout)
 	assert.Empty(t, c.BootstrapModules)
+	assert.Equal(t, "100/1m0s", c.RateLimit.String())
+	assert.Equal(t, "memory", c.RateLimitStorage)
+	assert.Empty(t, c.TrustedProxies)
+	assert.Equal(t, 30*time.Second, c.AuthCacheTTL)
+}
+
+func TestRateAndProxies(t *testing.T) {
+	c, err := load(env(map[string]string{
+		"CHACC_RATE_LIMIT": "10/5m", "CHACC_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1",
+		"RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), c.RateLimit.Limit)
+	assert.Equal(t, 5*time.Minute, c.RateLimit.Period)
+	require.Len(t, c.TrustedProxies, 3)
+	assert.Equal(t, "10.0.0.0/8", c.TrustedProxies[0].String())
+	assert.Equal(t, "192.168.1.7/32", c.TrustedProxies[1].String())
+	assert.Equal(t, "::1/128", c.TrustedProxies[2].String())
+	assert.Equal(t, "redis://127.0.0.1:6379/0", c.RateLimitStorage)
+
+	c, err = load(env(map[string]string{"CHACC_RATE_LIMIT": "off"}))
+	require.NoError(t, err)
+	assert.True(t, c.RateLimit.IsZero())
 }
 
 func TestParse(t *testing.T) {
@@ -42,6 +65,11 @@ func TestInvalid(t *testing.T) {
 		"duration": {"CHACC_DRAIN_TIMEOUT": "soon"},
 		"integer":  {"CHACC_RESTART_MAX": "0"},
 		"level":    {"CHACC_LOG_LEVEL": "loud"},
+		"rate":     {"CHACC_RATE_LIMIT": "lots"},
+		"period":   {"CHACC_RATE_LIMIT": "10/1ms"},
+		"proxies":  {"CHACC_TRUSTED_PROXIES": "10.0.0.0/33"},
+		"ttl":      {"CHACC_AUTH_CACHE_TTL": "-1s"},
+		"admin":    {"CHACC_ADMIN_TOKEN": "short"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(env(kv))

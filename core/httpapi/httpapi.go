@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"time"
@@ -17,7 +18,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chacc/chacc/core"
+	"github.com/chacc/chacc/core/auth"
+	"github.com/chacc/chacc/core/logging"
 	"github.com/chacc/chacc/core/modules"
+	"github.com/chacc/chacc/core/ratelimit"
 )
 
 // Config is what the HTTP layer needs.
@@ -25,6 +29,22 @@ type Config struct {
 	Mode           string
 	MaxBodyBytes   int64
 	MaxUploadBytes int64
+	// RateLimit is the default limit per client IP; Limiter counts (nil: no
+	// limits).
+	RateLimit ratelimit.Rate
+	Limiter   *ratelimit.Limiter
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []*net.IPNet
+	// Auth authenticates callers (nil: everything open).
+	Auth *auth.Authority
+	// AdminToken, when set, is a break-glass bearer token for the core's own
+	// routes.
+	AdminToken string
+	// OpenAPI serves GET /openapi.json, Docs GET /docs and /docs/*, Metrics
+	// GET /metrics (each optional); Observer records every request for the
+	// metrics (optional).
+	OpenAPI, Docs, Metrics http.Handler
+	Observer               RequestObserver
 }
 
 // Pinger checks the database.
@@ -45,16 +65,19 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	s := &Server{cfg: cfg, mgr: mgr, db: db, log: log}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.IPExtractor = echo.ExtractIPDirect() // no X-Forwarded-For trust by default
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestIDs)
-	e.Use(s.recoverer, s.accessLog)
+	e.Use(s.instrument, s.recoverer, s.accessLog)
 
-	e.GET("/", s.root)
+	e.GET("/", s.root, s.rateLimited)
 	e.GET("/health", s.health)
 	e.GET("/health/live", s.live)
 	e.GET("/health/ready", s.ready)
-	mods := e.Group("/modules")
+	s.mountObservability(e)
+	// Lifecycle and audit: rate limited, then (with an authenticator
+	// enabled) admins only, checked before an upload is read.
+	mods := e.Group("/modules", s.rateLimited, s.requireAdmin)
 	mods.POST("", s.install)
 	mods.POST("/", s.install)
 	mods.GET("", s.list, s.limitBody)
@@ -63,7 +86,7 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	mods.POST("/:name/enable", s.enable, s.limitBody)
 	mods.POST("/:name/disable", s.disable, s.limitBody)
 	mods.DELETE("/:name/uninstall", s.uninstall, s.limitBody)
-	e.GET("/audit", s.audit, s.limitBody)
+	e.GET("/audit", s.audit, s.rateLimited, s.requireAdmin, s.limitBody)
 	e.Any("/*", s.proxy)
 	return e
 }
@@ -89,6 +112,8 @@ func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxRequestID, rid)
 		c.Set(ctxCorrelationID, cid)
+		// Whatever is logged with the request's context carries its id.
+		c.SetRequest(c.Request().WithContext(logging.WithRequestID(c.Request().Context(), rid)))
 		h := c.Response().Header()
 		h.Set("X-Request-ID", rid)
 		h.Set("X-Correlation-ID", cid)
@@ -184,6 +209,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status, body.Detail, body.ErrorCode = statusOf[ce.Code], ce.Message, ce.ErrorCode
 		if ce.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", itoa(ce.RetryAfter))
+		}
+		if ce.Code == core.EUNAUTHORIZED {
+			challenge(c.Response().Header(), ce.ErrorCode)
 		}
 		if ce.Code == core.EINTERNAL {
 			s.log.Error("internal error", "error", err, "request_id", body.RequestID)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,7 +20,19 @@ import (
 // there: 404. The module down: 503 with Retry-After, at once.
 func (s *Server) proxy(c echo.Context) error {
 	r := c.Request()
+	if err := canonicalPath(r.URL); err != nil {
+		return err
+	}
 	t, err := s.lookup(r.Method, r.URL.Path)
+	c.Set(ctxTarget, &t) // module and route for the metrics
+	if err != nil {
+		return err
+	}
+	scope, rate := s.routeRate(t)
+	if err := s.takeRate(c, scope, rate); err != nil {
+		return err
+	}
+	principal, err := s.authenticate(c, t.Route.GetMinRole(), t.Route.GetScopes())
 	if err != nil {
 		return err
 	}
@@ -36,7 +50,12 @@ func (s *Server) proxy(c echo.Context) error {
 		Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
 		Headers: wire.HeadersToProto(r.Header), Host: r.Host, ContentLength: r.ContentLength,
 		ClientIp: c.RealIP(), RequestId: requestID(c), CorrelationId: c.Get(ctxCorrelationID).(string),
-		Route: t.Route.GetPath(), PathParams: t.PathParams,
+		Route: t.Route.GetPath(), PathParams: t.PathParams, Principal: principal,
+	}
+	if principal != nil {
+		token, done := s.mgr.RegisterCall(t.Module, principal)
+		defer done()
+		head.CallToken = token
 	}
 	// The module may answer while the body is still arriving (echo, streams).
 	_ = http.NewResponseController(c.Response().Writer).EnableFullDuplex()
@@ -48,6 +67,11 @@ func (s *Server) proxy(c echo.Context) error {
 		if t, err = s.lookup(r.Method, r.URL.Path); err != nil {
 			return err
 		}
+		// The new version may declare the route differently: check again.
+		if head.Principal, err = s.authenticate(c, t.Route.GetMinRole(), t.Route.GetScopes()); err != nil {
+			return err
+		}
+		head.Route, head.PathParams = t.Route.GetPath(), t.PathParams
 		err = t.Instance.Forward(r.Context(), head, r.Body, c.Response())
 	}
 	if err == nil {
@@ -90,4 +114,31 @@ func (s *Server) lookup(method, path string) (modules.Target, error) {
 			Message: "Module '" + t.Module + "' is unavailable (" + string(t.State) + "); try again shortly."}
 	}
 	return t, nil
+}
+
+// canonicalPath refuses a path whose meaning differs between the core and a
+// module's router: the core matches the decoded path against the declared
+// routes to pick the requirement it enforces, while a router may match the
+// raw path. An encoded "/" or "\\", an empty segment or a dot segment could
+// make the core find no declared route (no requirement) while the module's
+// router still reaches a protected handler.
+func canonicalPath(u *url.URL) error {
+	raw := strings.ToLower(u.EscapedPath())
+	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%2e") {
+		return badPath()
+	}
+	p := strings.TrimSuffix(u.Path, "/")
+	if p == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.Contains(seg, "\\") {
+			return badPath()
+		}
+	}
+	return nil
+}
+
+func badPath() *core.Error {
+	return core.Errorf(core.EINVALID, "BAD_PATH", "The path is not canonical: no empty, '.' or '..' segments, and no encoded '/', '\\' or '.'.")
 }

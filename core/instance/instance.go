@@ -13,7 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +46,7 @@ type Config struct {
 	Host modulev1.HostServer
 	// StartTimeout bounds the whole start. Default: 15s.
 	StartTimeout time.Duration
-	// Stderr receives the process's stderr, line by line.
+	// Stderr receives the process's stderr and stdout, line by line.
 	Stderr func(line string)
 	Logger *slog.Logger
 }
@@ -58,6 +60,11 @@ type Instance struct {
 	pid      int
 	started  time.Time
 	describe *modulev1.DescribeResponse
+
+	// direct forwards requests over the module's Unix socket (the SDK's
+	// modules serve one); nil means over HTTP.Handle gRPC streams.
+	direct    *wire.DirectClient
+	socketDir string
 
 	inflight atomic.Int64
 	stopping atomic.Bool
@@ -87,8 +94,12 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	cmd.Env = cfg.Env
 	setProcAttr(cmd)
 	inst := &Instance{cfg: cfg, cmd: cmd}
-	stderr, logOut := lineWriter(cfg.Stderr), lineWriter(func(line string) { logger(cfg.Logger).Warn(line) })
-	inst.pipes = []*io.PipeWriter{stderr, logOut}
+	// Output written before go-plugin takes over the module's stdio (and a
+	// crash's trace) comes through Stderr; later writes to os.Stdout and
+	// os.Stderr through go-plugin's stdio stream (SyncStdout, SyncStderr).
+	stderr, syncOut, syncErr := lineWriter(cfg.Stderr), lineWriter(cfg.Stderr), lineWriter(cfg.Stderr)
+	logOut := lineWriter(pluginLogLine(logger(cfg.Logger), filepath.Base(cfg.Executable)))
+	inst.pipes = []*io.PipeWriter{stderr, syncOut, syncErr, logOut}
 	inst.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          plugin.PluginSet{wire.PluginName: &wire.Plugin{}},
@@ -98,7 +109,9 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           stderr,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Warn, Output: logOut}),
+		SyncStdout:       syncOut,
+		SyncStderr:       syncErr,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Warn, Output: logOut, JSONFormat: true}),
 		GRPCDialOptions:  wire.DialOptions(),
 	})
 	if err := inst.start(ctx); err != nil {
@@ -135,8 +148,21 @@ func (i *Instance) start(ctx context.Context) error {
 	creq := i.cfg.Configure
 	creq.HostBrokerId = brokerID
 	creq.HostApiVersion = wire.HostAPIVersion
-	if _, err := i.conn.Module.Configure(ctx, creq); err != nil {
+	// The direct HTTP path: a socket in a directory of the core's own (mode
+	// 0700), short enough for a Unix socket path.
+	if i.socketDir, err = os.MkdirTemp("", "chacc-"); err != nil {
+		return err
+	}
+	creq.HttpSocket = filepath.Join(i.socketDir, "http.sock")
+	cresp, err := i.conn.Module.Configure(ctx, creq)
+	if err != nil {
 		return fmt.Errorf("configure: %w", statusMessage(err))
+	}
+	if cresp.GetHttpSocket() == creq.HttpSocket {
+		i.direct = wire.NewDirectClient(creq.HttpSocket)
+		if err := i.direct.Warm(ctx); err != nil {
+			return fmt.Errorf("direct HTTP socket: %w", err)
+		}
 	}
 	if i.describe, err = i.conn.Module.Describe(ctx, &modulev1.DescribeRequest{}); err != nil {
 		return fmt.Errorf("describe: %w", statusMessage(err))
@@ -178,12 +204,17 @@ func (i *Instance) Health(ctx context.Context) error {
 	return nil
 }
 
-// Forward carries one HTTP exchange to the module (see wire.Forward).
+// Forward carries one HTTP exchange to the module, over its direct socket
+// when it serves one (see wire.DirectClient), else over a gRPC stream (see
+// wire.Forward).
 func (i *Instance) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
 	if !i.enter() {
 		return ErrStopping
 	}
 	defer i.inflight.Add(-1)
+	if i.direct != nil {
+		return i.direct.Forward(ctx, head, body, w)
+	}
 	return wire.Forward(ctx, i.conn.HTTP, head, body, w)
 }
 
@@ -197,6 +228,19 @@ func (i *Instance) enter() bool {
 		return false
 	}
 	return true
+}
+
+// Authenticate asks an authenticator module about a credential.
+func (i *Instance) Authenticate(ctx context.Context, req *modulev1.AuthenticateRequest) (*modulev1.AuthenticateResponse, error) {
+	if !i.enter() {
+		return nil, ErrStopping
+	}
+	defer i.inflight.Add(-1)
+	resp, err := i.conn.Module.Authenticate(ctx, req)
+	if err != nil {
+		return nil, statusMessage(err)
+	}
+	return resp, nil
 }
 
 // HandleEvent delivers one event.
@@ -246,6 +290,12 @@ func (i *Instance) Kill() {
 	i.client.Kill()
 	for _, p := range i.pipes {
 		_ = p.Close()
+	}
+	if i.direct != nil {
+		_ = i.direct.Close()
+	}
+	if i.socketDir != "" {
+		_ = os.RemoveAll(i.socketDir)
 	}
 }
 

@@ -1,26 +1,27 @@
 package modules
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/chacc/chacc/core/store"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestRemoveFilesTouchesOnlyThatModule(t *testing.T) {
+// fileTree creates empty files under a temporary directory and returns a
+// Manager on it and a function listing one sub-directory.
+func fileTree(t *testing.T, paths ...string) (*Manager, func(sub string) []string) {
 	dir := t.TempDir()
-	m := &Manager{cfg: Config{InstalledDir: filepath.Join(dir, "installed"), LoadedDir: filepath.Join(dir, "loaded")}}
-	for _, p := range []string{
-		"installed/hello-1.0.0.chacc", "installed/hello-2.0.0-rc.1.chacc", "installed/hello-world-1.0.0.chacc",
-		"loaded/hello/1.0.0/bin/x", "loaded/hello-world/1.0.0/bin/x",
-	} {
+	m := &Manager{cfg: Config{InstalledDir: filepath.Join(dir, "installed"), LoadedDir: filepath.Join(dir, "loaded")}, log: slog.New(slog.DiscardHandler)}
+	for _, p := range paths {
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, p), nil, 0o644))
 	}
-	m.removeFiles("hello")
-	left := func(sub string) []string {
+	return m, func(sub string) []string {
 		es, _ := os.ReadDir(filepath.Join(dir, sub))
 		var names []string
 		for _, e := range es {
@@ -28,6 +29,28 @@ func TestRemoveFilesTouchesOnlyThatModule(t *testing.T) {
 		}
 		return names
 	}
+}
+
+func TestRemoveFilesTouchesOnlyThatModule(t *testing.T) {
+	m, left := fileTree(t,
+		"installed/hello-1.0.0.chacc", "installed/hello-2.0.0-rc.1.chacc", "installed/hello-world-1.0.0.chacc",
+		"loaded/hello/1.0.0/bin/x", "loaded/hello-world/1.0.0/bin/x",
+	)
+	m.removeFiles("hello")
 	assert.Equal(t, []string{"hello-world-1.0.0.chacc"}, left("installed"))
 	assert.Equal(t, []string{"hello-world"}, left("loaded"))
+}
+
+// A core that was down while another uninstalled or upgraded a module finds
+// the old files at start; only what the records name stays.
+func TestRemoveUnrecorded(t *testing.T) {
+	m, left := fileTree(t,
+		"installed/hello-1.0.0.chacc", "installed/hello-2.0.0.chacc", "installed/gone-1.0.0.chacc",
+		"loaded/hello/1.0.0/bin/x", "loaded/hello/2.0.0/bin/x", "loaded/gone/1.0.0/bin/x",
+		"loaded/.staging-abc/bin/x",
+	)
+	m.removeUnrecorded([]store.Module{{Name: "hello", Version: "2.0.0"}})
+	assert.Equal(t, []string{"hello-2.0.0.chacc"}, left("installed"))
+	assert.Equal(t, []string{".staging-abc", "hello"}, left("loaded"))
+	assert.Equal(t, []string{"2.0.0"}, left("loaded/hello"))
 }

@@ -3,6 +3,7 @@ package modules
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -65,12 +66,27 @@ func (h *hostServer) Call(ctx context.Context, req *modulev1.CallRequest) (*modu
 	if t.Instance == nil {
 		return nil, status.Errorf(codes.Unavailable, "module %q is %s", t.Module, t.State)
 	}
+	// The call acts for the principal of the request the module is serving
+	// (named by its call token), never for one the module names itself; with
+	// no token it is anonymous. Either way it is held to the target route's
+	// requirement, as the caller's own request would be (no confused deputy).
+	principal := h.m.callPrincipal(h.name, req.GetCallToken())
+	if h.m.authorizeCall != nil {
+		if err := h.m.authorizeCall(principal, t.Route); err != nil {
+			return refusedCall(err, req.GetRequestId()), nil
+		}
+	}
 	head := &modulev1.RequestHead{
 		Method: method, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery,
 		Headers: req.GetHeaders(), ContentLength: int64(len(req.GetBody())),
 		RequestId: req.GetRequestId(), CorrelationId: req.GetCorrelationId(),
-		Principal: req.GetPrincipal(), CallerModule: h.name,
+		Principal: principal, CallerModule: h.name,
 		Route: t.Route.GetPath(), PathParams: t.PathParams,
+	}
+	if principal != nil {
+		token, done := h.m.RegisterCall(t.Module, principal)
+		defer done()
+		head.CallToken = token
 	}
 	rec := httptest.NewRecorder()
 	if err := t.Instance.Forward(ctx, head, bytes.NewReader(req.GetBody()), rec); err != nil {
@@ -100,4 +116,23 @@ func (h *hostServer) Log(ctx context.Context, req *modulev1.LogRequest) (*module
 	}
 	h.m.log.Log(ctx, level, req.GetMessage(), attrs...)
 	return &modulev1.LogResponse{}, nil
+}
+
+// refusedCall answers a Host.Call the way the target's route would refuse an
+// HTTP client: the status and the one error shape.
+func refusedCall(err error, requestID string) *modulev1.CallResponse {
+	code, ecode, msg := http.StatusForbidden, "FORBIDDEN", err.Error()
+	var ce *core.Error
+	if errors.As(err, &ce) {
+		ecode, msg = ce.ErrorCode, ce.Message
+		if ce.Code == core.EUNAUTHORIZED {
+			code = http.StatusUnauthorized
+		}
+	}
+	body, _ := json.Marshal(map[string]string{"detail": msg, "error_code": ecode, "request_id": requestID})
+	return &modulev1.CallResponse{
+		Status:  int32(code),
+		Headers: []*modulev1.Header{{Name: "Content-Type", Values: []string{"application/json"}}},
+		Body:    body,
+	}
 }

@@ -59,6 +59,12 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		}
 	}()
 	man := arch.Manifest
+	sig, err := arch.VerifySignature(m.cfg.Trust)
+	if err != nil {
+		err = archiveError(err)
+		m.audit(actor, "install", man.Name, man.Version, err)
+		return nil, err
+	}
 	if err := m.checkCoreVersion(man); err != nil {
 		return nil, err
 	}
@@ -121,6 +127,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		Name: man.Name, Version: man.Version, Enabled: enabled, ManifestJSON: string(mustJSON(man)),
 		ArchiveSHA256: hex.EncodeToString(sum[:]), ExecutableSHA256: arch.ExecutableSHA256,
 		Executable: arch.Executable, InstalledAt: now, UpdatedAt: now,
+		SignedBy: sig.PublicKey, SignatureKeyID: sig.KeyID, SignatureTrusted: sig.Trusted,
 	}
 	if hasOld {
 		rec.InstalledAt = old.InstalledAt
@@ -139,7 +146,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		m.forget(man.Name)
 		if freshData {
 			if err := m.db.DropModuleDatabase(context.WithoutCancel(ctx), man.Name); err != nil {
-				m.log.Error("drop database of failed install", "module", man.Name, "error", err)
+				m.log.ErrorContext(ctx, "drop database of failed install", "module", man.Name, "error", err)
 			}
 			_ = os.RemoveAll(dataDir)
 		}
@@ -164,12 +171,8 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&rec).Error; err != nil {
 			return err
 		}
-		if err := tx.Where("name = ?", man.Name).Delete(&store.ModuleArchive{}).Error; err != nil {
-			return err
-		}
-		if err := tx.Create(&store.ModuleArchive{Name: man.Name, Version: man.Version, SHA256: rec.ArchiveSHA256, Data: data, CreatedAt: now}).Error; err != nil {
-			return err
-		}
+		// The archive goes to the database once the module serves
+		// (storeArchiveLater, archives.go).
 		if err := m.db.NotifyModules(tx); err != nil {
 			return err
 		}
@@ -192,27 +195,28 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		}
 	}
 	if err := os.Rename(staging, final); err != nil {
-		m.log.Error("could not move extracted module into place", "module", man.Name, "error", err)
+		m.log.ErrorContext(ctx, "could not move extracted module into place", "module", man.Name, "error", err)
 	}
 	finalArchive := filepath.Join(m.cfg.InstalledDir, man.Name+"-"+man.Version+".chacc")
 	if err := os.Rename(archiveTmp, finalArchive); err != nil {
-		m.log.Error("could not move archive into place", "module", man.Name, "error", err)
+		m.log.ErrorContext(ctx, "could not move archive into place", "module", man.Name, "error", err)
 	}
 
 	mod.mu.Lock()
 	mod.gen++
-	mod.rec, mod.manifest = rec, man
+	mod.setRecord(rec, man)
 	mod.crashes, mod.restarts = nil, 0
 	var prev *instance.Instance
 	if inst != nil {
 		prev = m.mount(mod, inst)
 	}
 	mod.mu.Unlock()
+	m.storeArchiveLater(rec.Name, rec.Version, rec.ArchiveSHA256, data)
 	m.stop(prev)
 	if hasOld && old.Version != man.Version {
 		m.removeVersion(old.Name, old.Version)
 	}
-	m.log.Info("module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name)
+	m.log.InfoContext(ctx, "module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name)
 	st, err := m.Status(context.WithoutCancel(ctx), man.Name)
 	if err != nil {
 		return nil, err
@@ -368,6 +372,44 @@ func (m *Manager) removeStaging() {
 	}
 }
 
+// removeUnrecorded deletes the extracted files and archives that no record
+// accounts for: a module uninstalled, or upgraded, by another core while this
+// one was down. It runs at Start, before any process of this core exists.
+func (m *Manager) removeUnrecorded(recs []store.Module) {
+	current := map[string]string{}
+	for _, rec := range recs {
+		current[rec.Name] = rec.Version
+	}
+	names, _ := os.ReadDir(m.cfg.LoadedDir)
+	for _, n := range names {
+		if strings.HasPrefix(n.Name(), ".") {
+			continue
+		}
+		version, ok := current[n.Name()]
+		if !ok {
+			m.log.Info("removing the files of a module that is no longer installed", "module", n.Name())
+			_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, n.Name()))
+			continue
+		}
+		versions, _ := os.ReadDir(filepath.Join(m.cfg.LoadedDir, n.Name()))
+		for _, v := range versions {
+			if v.Name() != version {
+				_ = os.RemoveAll(filepath.Join(m.cfg.LoadedDir, n.Name(), v.Name()))
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(m.cfg.InstalledDir, "*.chacc"))
+	for _, p := range files {
+		keep := false
+		for name, version := range current {
+			keep = keep || filepath.Base(p) == name+"-"+version+".chacc"
+		}
+		if !keep {
+			_ = os.Remove(p)
+		}
+	}
+}
+
 func isVersion(s string) bool { _, err := semver.StrictNewVersion(s); return err == nil }
 
 // refuseIfDependedOn answers 409, audited, while an enabled module depends
@@ -392,7 +434,7 @@ func (m *Manager) refuseIfDependedOn(ctx context.Context, actor Actor, action, d
 func (m *Manager) switchTo(mod *module, rec store.Module, man sdk.Manifest, inst *instance.Instance) {
 	mod.mu.Lock()
 	mod.gen++
-	mod.rec, mod.manifest = rec, man
+	mod.setRecord(rec, man)
 	mod.crashes = nil
 	prev := m.mount(mod, inst)
 	mod.mu.Unlock()
@@ -470,8 +512,11 @@ func (m *Manager) ensureExtracted(ctx context.Context, rec store.Module) error {
 	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rec.Executable))); err == nil {
 		return nil
 	}
+	// The archive as uploaded to this core, else as stored in the database.
 	var a store.ModuleArchive
-	if err := m.db.WithContext(ctx).Where("name = ? AND version = ?", rec.Name, rec.Version).Take(&a).Error; err != nil {
+	if data, ok := m.localArchive(rec); ok {
+		a.Data = data
+	} else if err := m.db.WithContext(ctx).Where("name = ? AND version = ?", rec.Name, rec.Version).Take(&a).Error; err != nil {
 		return fmt.Errorf("archive of %s %s: %w", rec.Name, rec.Version, err)
 	}
 	goos, goarch := platform()
@@ -512,8 +557,15 @@ func (m *Manager) checkCoreVersion(man sdk.Manifest) error {
 func archiveError(err error) error {
 	var ae *archive.Error
 	if errors.As(err, &ae) {
-		if ae.Kind == archive.KindTooLarge {
+		switch ae.Kind {
+		case archive.KindTooLarge:
 			return &core.Error{Code: core.ETOOLARGE, ErrorCode: "ARCHIVE_TOO_LARGE", Message: ae.Msg, Err: err}
+		case archive.KindSignatureInvalid:
+			return &core.Error{Code: core.EINVALID, ErrorCode: "SIGNATURE_INVALID", Message: ae.Msg, Err: err}
+		case archive.KindSignatureRequired:
+			return &core.Error{Code: core.EFORBIDDEN, ErrorCode: "SIGNATURE_REQUIRED", Message: ae.Msg, Err: err}
+		case archive.KindUntrustedSigner:
+			return &core.Error{Code: core.EFORBIDDEN, ErrorCode: "UNTRUSTED_SIGNER", Message: ae.Msg, Err: err}
 		}
 		return &core.Error{Code: core.EINVALID, ErrorCode: "INVALID_ARCHIVE", Message: ae.Msg, Err: err}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/chacc/chacc/core/archive"
 	"github.com/chacc/chacc/core/events"
 	"github.com/chacc/chacc/core/instance"
+	"github.com/chacc/chacc/core/logging"
 	"github.com/chacc/chacc/core/store"
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 	"github.com/chacc/chacc/sdk"
@@ -45,6 +46,9 @@ type Config struct {
 	// Environ is the core's environment, from which each module receives the
 	// variables named <NAME>_*. Default: os.Environ().
 	Environ []string
+	// Trust is the signature policy every install is checked against.
+	// Default: signatures optional, no key trusted.
+	Trust archive.Trust
 }
 
 // Actor is who asked for a lifecycle change, for the audit log.
@@ -59,11 +63,24 @@ type Manager struct {
 	bus *events.Bus
 	log *slog.Logger
 
-	opMu     sync.Mutex // serializes lifecycle operations
+	opMu sync.Mutex // serializes lifecycle operations
+	// pending counts archives being stored after their install
+	// (archives.go); closing stops their retries.
+	pending  sync.WaitGroup
+	closing  chan struct{}
 	mu       sync.RWMutex
 	mods     map[string]*module
 	routes   atomic.Pointer[routeTable]
 	routesMu sync.Mutex
+
+	// loaded is set once Start has read the desired state; until then the
+	// authenticator (authn) is unknown.
+	loaded        atomic.Bool
+	loadedCh      chan struct{} // closed when loaded is set
+	authn         atomic.Pointer[authnState]
+	invalidate    func(ctx context.Context, families, subjects, apiKeyIDs []string) error
+	authorizeCall func(p *modulev1.Principal, route *modulev1.Route) error
+	calls         sync.Map // call token → callEntry
 }
 
 // module is the actual state of one installed module.
@@ -85,6 +102,9 @@ type module struct {
 	// (served, or 503 while down); nil when it is disabled (404).
 	mounted atomic.Pointer[[]string]
 	stderr  *tail
+	// authenticator is whether the manifest declares the "authenticator"
+	// capability (set with the manifest, read without the lock).
+	authenticator atomic.Bool
 }
 
 // New returns a manager. Call SetBus before Start.
@@ -92,7 +112,7 @@ func New(cfg Config, db *store.DB, log *slog.Logger) *Manager {
 	if cfg.Environ == nil {
 		cfg.Environ = os.Environ()
 	}
-	m := &Manager{cfg: cfg, db: db, log: log, mods: map[string]*module{}}
+	m := &Manager{cfg: cfg, db: db, log: log, mods: map[string]*module{}, loadedCh: make(chan struct{}), closing: make(chan struct{})}
 	m.routes.Store(&routeTable{})
 	return m
 }
@@ -171,6 +191,7 @@ func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Modu
 		return nil, err
 	}
 	settings := m.settingsFor(rec.Name)
+	logLine := logging.LineLogger(m.log, "module", rec.Name, "stream", "stderr")
 	inst, err := instance.Start(ctx, instance.Config{
 		Name: rec.Name, Version: rec.Version, Dir: dir, Executable: exe,
 		ExecutableSHA256: rec.ExecutableSHA256,
@@ -183,7 +204,7 @@ func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Modu
 		StartTimeout: m.cfg.StartTimeout,
 		Stderr: func(line string) {
 			mod.stderr.add(line)
-			m.log.Info(line, "module", rec.Name, "stream", "stderr")
+			logLine(line)
 		},
 		Logger: m.log.With("module", rec.Name),
 	})

@@ -71,6 +71,11 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		if known.Name == rec.Name && known.Version == rec.Version && known.Enabled == rec.Enabled && known.ArchiveSHA256 == rec.ArchiveSHA256 {
 			continue
 		}
+		if rec.Enabled && (known.Version != rec.Version || known.ArchiveSHA256 != rec.ArchiveSHA256) && !m.archiveReady(ctx, rec) {
+			// Installed elsewhere a moment ago: its archive reaches the
+			// database just after, with another notification (archives.go).
+			continue
+		}
 		m.log.Info("reconcile: desired state changed elsewhere", "module", rec.Name, "version", rec.Version, "enabled", rec.Enabled)
 		m.converge(ctx, mod, known, rec)
 	}
@@ -103,7 +108,7 @@ func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Mo
 	if !rec.Enabled {
 		mod.mu.Lock()
 		mod.gen++
-		mod.rec, mod.manifest = rec, man
+		mod.setRecord(rec, man)
 		old := m.unmount(mod)
 		mod.mu.Unlock()
 		m.stop(old)
@@ -129,7 +134,7 @@ func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Mo
 	}
 	mod.mu.Lock()
 	defer mod.mu.Unlock()
-	mod.rec, mod.manifest = rec, man
+	mod.setRecord(rec, man)
 	if !started {
 		mod.lastError = err.Error()
 		m.log.Error("reconcile: module failed to start", "module", rec.Name, "error", err)

@@ -78,8 +78,10 @@ func (m *Manager) rebuildRoutes() {
 	defer m.routesMu.Unlock()
 	m.mu.RLock()
 	var entries []routeEntry
+	var mounted []*module
 	for _, mod := range m.mods {
 		if ps := mod.mounted.Load(); ps != nil {
+			mounted = append(mounted, mod)
 			for _, p := range *ps {
 				entries = append(entries, routeEntry{prefix: p, mod: mod})
 			}
@@ -88,6 +90,7 @@ func (m *Manager) rebuildRoutes() {
 	m.mu.RUnlock()
 	sort.Slice(entries, func(i, j int) bool { return len(entries[i].prefix) > len(entries[j].prefix) })
 	m.routes.Store(&routeTable{entries: entries})
+	m.updateAuthn(mounted)
 }
 
 func compileRoutes(rs []*modulev1.Route) *declaredRoutes {

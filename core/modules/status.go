@@ -35,11 +35,12 @@ func (m *Manager) Start(ctx context.Context, bootstrap []string) error {
 	if err != nil {
 		return err
 	}
+	m.removeUnrecorded(recs)
 	var enabled []store.Module
 	for _, rec := range recs {
 		mod := m.getOrCreate(rec.Name)
 		mod.mu.Lock()
-		mod.rec, mod.manifest = rec, manifestOf(rec)
+		mod.setRecord(rec, manifestOf(rec))
 		if rec.Enabled {
 			prefixes := mod.manifest.Prefixes()
 			mod.mounted.Store(&prefixes) // 503 until it is up
@@ -49,7 +50,14 @@ func (m *Manager) Start(ctx context.Context, bootstrap []string) error {
 			enabled = append(enabled, rec)
 		}
 	}
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		m.backfillArchives(recs)
+	}()
+	m.loaded.Store(true) // the authenticator, if any, is known from here on
 	m.rebuildRoutes()
+	close(m.loadedCh)
 	for _, wave := range startWaves(enabled) {
 		var wg sync.WaitGroup
 		for _, rec := range wave {
@@ -158,6 +166,7 @@ func (m *Manager) status(rec store.Module, mod *module) *core.ModuleStatus {
 		ArchiveSHA: rec.ArchiveSHA256, ExecSHA: rec.ExecutableSHA256,
 		InstalledAt: rec.InstalledAt, UpdatedAt: rec.UpdatedAt,
 		Subscribed: subscriptions(rec), Routes: []core.Route{}, Prefixes: []string{},
+		Signature: core.Signature{Signed: rec.SignedBy != "", KeyID: rec.SignatureKeyID, Trusted: rec.SignatureTrusted},
 	}
 	mod.mu.Lock()
 	st.State, st.Restarts, st.LastError = mod.state, mod.restarts, mod.lastError
@@ -235,8 +244,15 @@ func (m *Manager) Deliver(ctx context.Context, subscriber string, ev *modulev1.E
 	return inst.HandleEvent(ctx, ev)
 }
 
-// Close stops every module, draining in-flight requests first.
+// Close stops every module, draining in-flight requests first, once the
+// archives of recent installs are stored.
 func (m *Manager) Close(ctx context.Context) {
+	select {
+	case <-m.closing:
+	default:
+		close(m.closing)
+	}
+	m.pending.Wait()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	m.mu.RLock()

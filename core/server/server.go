@@ -15,22 +15,22 @@ import (
 	"github.com/chacc/chacc/core"
 	"github.com/chacc/chacc/core/archive"
 	"github.com/chacc/chacc/core/config"
+	"github.com/chacc/chacc/core/docs"
 	"github.com/chacc/chacc/core/events"
 	"github.com/chacc/chacc/core/httpapi"
+	"github.com/chacc/chacc/core/logging"
+	"github.com/chacc/chacc/core/metrics"
 	"github.com/chacc/chacc/core/modules"
+	"github.com/chacc/chacc/core/openapi"
+	"github.com/chacc/chacc/core/ratelimit"
 	"github.com/chacc/chacc/core/store"
 )
 
 // NewLogger returns the core's logger: JSON in production, text in
-// development.
+// development; a record logged with a request's context carries its
+// request_id.
 func NewLogger(cfg config.Config) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Mode == "production" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return logging.New(os.Stderr, cfg.Mode, cfg.LogLevel)
 }
 
 // OpenStore opens and migrates the core's database.
@@ -49,6 +49,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 // Run serves until ctx is done, then stops gracefully: no new requests,
 // in-flight ones finish, modules drain and stop.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	slog.SetDefault(log) // the store's SQL log and libraries' log lines too
 	for _, dir := range []string{cfg.InstalledDir, cfg.LoadedDir, cfg.DataDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -67,12 +68,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		StartTimeout: cfg.StartTimeout, DrainTimeout: cfg.DrainTimeout,
 		RestartMax: cfg.RestartMax, RestartWindow: cfg.RestartWindow,
 		RestartBackoffMin: cfg.RestartBackoffMin, RestartBackoffMax: cfg.RestartBackoffMax,
+		Trust: archive.Trust{Keys: cfg.TrustedKeys, Required: cfg.RequireSigned},
 	}, db, log)
 	busCtx, stopBus := context.WithCancel(context.Background())
 	bus := events.New(busCtx, db, mgr.Deliver, events.Config{PollInterval: cfg.EventPollInterval}, log)
 	mgr.SetBus(bus)
+	mets := metrics.New(mgr, bus.Lag, log)
 
-	e := httpapi.New(httpapi.Config{Mode: cfg.Mode, MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes}, mgr, db, log)
+	limiter, err := ratelimit.New(ctx, ratelimit.Config{Storage: cfg.RateLimitStorage, Prefix: cfg.RateLimitPrefix})
+	if err != nil {
+		stopBus()
+		return err
+	}
+	defer limiter.Close()
+	authority := wireCredentials(busCtx, cfg, db, mgr, log)
+
+	e := httpapi.New(httpapi.Config{
+		Mode: cfg.Mode, MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes,
+		RateLimit: cfg.RateLimit, Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Auth: authority,
+		AdminToken: cfg.AdminToken,
+		OpenAPI:    openapi.NewService(mgr, core.Version, log), Docs: docs.Handler(),
+		Metrics: mets.Handler(), Observer: mets,
+	}, mgr, db, log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		stopBus()
@@ -82,10 +99,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	abs, _ := filepath.Abs(cfg.DataDir)
-	log.Info("chacc core listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", db.Driver(), "data_dir", abs, "version", core.Version)
+	log.Info("chacc core listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", db.Driver(), "data_dir", abs, "version", core.Version,
+		"rate_limit", cfg.RateLimit.String(), "rate_limit_storage", limiter.Kind())
 
 	if err := mgr.Start(ctx, cfg.BootstrapModules); err != nil {
 		log.Error("module start-up", "error", err)
+	}
+	if required, err := authority.Required(ctx); err == nil && !required {
+		log.Warn("no authenticator module is enabled: /modules and /audit are open to anyone, and module routes that declare a role are served unauthenticated; install the auth module to enforce credentials")
 	}
 	recCtx, stopReconciler := context.WithCancel(ctx)
 	defer stopReconciler()

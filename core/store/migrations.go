@@ -97,6 +97,25 @@ var migrations = []*gormigrate.Migration{
 			})
 		},
 	},
+	{
+		// Who signed an installed module's archive: signed_by (from the
+		// first migration) holds the signer's public key, these its key id
+		// and whether it was trusted when installed.
+		ID: "202612010001_module_signature",
+		Migrate: func(tx *gorm.DB) error {
+			type module struct {
+				SignatureKeyID   string `gorm:"size:64;not null;default:''"`
+				SignatureTrusted bool   `gorm:"not null;default:false"`
+			}
+			m := tx.Table("modules").Migrator()
+			for _, field := range []string{"SignatureKeyID", "SignatureTrusted"} {
+				if err := m.AddColumn(&module{}, field); err != nil {
+					return fmt.Errorf("add modules.%s: %w", field, err)
+				}
+			}
+			return nil
+		},
+	},
 }
 
 // table names the table a migration's model copy describes.

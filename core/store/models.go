@@ -13,10 +13,17 @@ type Module struct {
 	// Executable is the archive-relative path of the executable.
 	Executable string `gorm:"size:1024;not null"`
 	// Subscribes is a JSON array of the event types the module subscribes to.
-	Subscribes  string `gorm:"type:text;not null;default:'[]'"`
-	SignedBy    string `gorm:"size:128;not null;default:''"`
-	InstalledAt time.Time
-	UpdatedAt   time.Time
+	Subscribes string `gorm:"type:text;not null;default:'[]'"`
+	// SignedBy is the public key ("ed25519:<base64>") that signed the
+	// archive; empty when it is unsigned.
+	SignedBy string `gorm:"size:128;not null;default:''"`
+	// SignatureKeyID is the signer's key id; empty when unsigned.
+	SignatureKeyID string `gorm:"size:64;not null;default:''"`
+	// SignatureTrusted is whether the signer was in CHACC_TRUSTED_KEYS when
+	// the archive was installed.
+	SignatureTrusted bool `gorm:"not null;default:false"`
+	InstalledAt      time.Time
+	UpdatedAt        time.Time
 }
 
 // TableName returns "modules".

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCanonicalPath(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"/hello/ping":            true,
+		"/api/v1/outages/":       true,
+		"/":                      true,
+		"/hello/items/a%20b":     true,
+		"/x/items/a%2Fb":         false,
+		"/x/items/a%2fb":         false,
+		"/x/items/1%2F/secret":   false,
+		"/x/items//secret":       false,
+		"//hello/ping":           false,
+		"/hello/./ping":          false,
+		"/hello/../modules/":     false,
+		"/hello/%2e%2e/modules/": false,
+		"/x/items/a%5Cb":         false,
+		"/hello/ping//":          false,
+	} {
+		u, err := url.ParseRequestURI(raw)
+		require.NoError(t, err, raw)
+		err = canonicalPath(u)
+		if ok {
+			assert.NoError(t, err, raw)
+		} else {
+			assert.Error(t, err, raw)
+		}
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	assert.Equal(t, "203.0.113.7", clientKey("203.0.113.7"))
+	assert.Equal(t, clientKey("2001:db8:1:2::1"), clientKey("2001:db8:1:2:ffff::9"), "one /64, one count")
+	assert.NotEqual(t, clientKey("2001:db8:1:2::1"), clientKey("2001:db8:1:3::1"))
+	assert.Equal(t, "2001:db8:1:2::/64", clientKey("2001:db8:1:2::1"))
+}
