@@ -7,7 +7,7 @@ SHIPPED := $(foreach m,$(wildcard modules/*/module_meta.json),$(shell grep -o '"
 CHACC_BOOTSTRAP_MODULES ?= $(subst $(eval) ,$(comma),$(foreach n,$(SHIPPED),dist/modules/$(n)-*.chacc))
 comma := ,
 
-.PHONY: all build modules run test test-short fuzz proto vet fmt clean
+.PHONY: all build modules run test test-short fuzz proto vet fmt clean bench
 
 all: build modules
 
@@ -26,6 +26,12 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The bridge's benchmarks against in-process and microservice baselines
+# (BENCHMARKS.md): one table, and bench/results.json. BENCH_QUICK=1 for a
+# shorter run; DATABASE_URL adds the Postgres rows.
+bench:
+	$(GO) run ./bench
 
 fuzz:
 	$(GO) test ./core/archive -run '^$$' -fuzz FuzzRead -fuzztime 60s

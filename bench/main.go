@@ -1,0 +1,44 @@
+// Command bench measures what running a module out of process costs: the
+// hello example module served through the chacc core, against the same
+// handler mounted in-process on an Echo server and against the same handler
+// as a plain HTTP server behind httputil.ReverseProxy ("modules as
+// microservices"). It builds the core and the module from this checkout,
+// runs every contender as a process of its own on loopback, interleaves them
+// round by round, prints one table and writes bench/results.json.
+//
+//	make bench                 # about 6 minutes
+//	BENCH_QUICK=1 make bench   # about 2 minutes, fewer and shorter rounds
+//
+// DATABASE_URL (postgres://...) adds the Postgres rows: a fresh database is
+// created on that server and dropped afterwards. BENCHMARKS.md explains each
+// figure and its target.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+func main() {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "serve-") {
+		if err := serveMain(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		// bench load URL SECONDS [PATH...]: the closed loop alone, to
+		// profile a server under it.
+		if err := loadMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chacc/chacc/sdk"
+	"github.com/chacc/chacc/sdk/examples/hello/helloapp"
+)
+
+// The bench program re-runs itself as the servers it compares the core
+// with, so that each contender is a process of its own, as the core is:
+//
+//	bench serve-inproc ADDR DRIVER DSN   the hello handler mounted on an Echo
+//	                                     server, no core, no module process
+//	bench serve-gateway ADDR UPSTREAM    httputil.ReverseProxy to UPSTREAM (a
+//	                                     serve-inproc: "modules as microservices")
+//
+// Each prints "ready" on stdout once it listens, and stops on SIGTERM.
+func serveMain(args []string) error {
+	if len(args) < 2 {
+		return errors.New("usage: bench serve-inproc ADDR DRIVER DSN | bench serve-gateway ADDR UPSTREAM")
+	}
+	var h http.Handler
+	switch {
+	case args[0] == "serve-inproc" && len(args) == 4:
+		st, err := helloapp.OpenStore(context.Background(), sdk.Database{Driver: args[2], DSN: args[3]})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		e := echo.New()
+		e.HideBanner, e.HidePort = true, true
+		e.Any("/hello/*", echo.WrapHandler(helloapp.NewAPI(inprocHost{}, st).Handler()))
+		h = e
+	case args[0] == "serve-gateway" && len(args) == 3:
+		u, err := url.Parse(args[2])
+		if err != nil {
+			return err
+		}
+		p := httputil.NewSingleHostReverseProxy(u)
+		// The default transport keeps 2 idle connections per host, which would
+		// make the gateway open and close connections under load: give it as
+		// many as the load has.
+		p.Transport = &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		p.FlushInterval = -1 // stream (SSE, echo) as the core does
+		h = p
+	default:
+		return fmt.Errorf("unknown serve mode %q", args[0])
+	}
+	ln, err := net.Listen("tcp", args[1])
+	if err != nil {
+		return err
+	}
+	// The echo route answers while the body still arrives; HTTP/1 servers
+	// must be told, as the core's proxy tells its own.
+	next := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		next.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Println("ready")
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// inprocHost stands in for the core when the hello handler runs without it:
+// the benchmarked routes use only the manifest's version.
+type inprocHost struct{}
+
+func (inprocHost) Manifest() sdk.Manifest { return sdk.Manifest{Name: "hello", Version: "0.1.0"} }
+func (inprocHost) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
+func (inprocHost) Publish(context.Context, string, any) (string, error) {
+	return "", sdk.ErrUnavailable
+}
+func (inprocHost) Call(context.Context, string, string, string, http.Header, []byte) (*sdk.CallResponse, error) {
+	return nil, sdk.ErrUnavailable
+}
