@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -100,5 +101,47 @@ func BenchmarkDirectRoundTrip(b *testing.B) {
 		if err := client.Forward(context.Background(), head, nil, rec); err != nil || rec.Code != 200 {
 			b.Fatal(err, rec.Code)
 		}
+	}
+}
+
+// BenchmarkEcho1MiB is a 1 MiB POST streamed back as it arrives (read 32
+// KiB, write, flush), through an HTTP server that forwards the way the core
+// does, against the same handler served by that HTTP server itself.
+func BenchmarkEcho1MiB(b *testing.B) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	run := func(b *testing.B, url string) {
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			resp, err := http.Post(url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if n != int64(len(payload)) {
+				b.Fatalf("echoed %d bytes", n)
+			}
+		}
+	}
+	b.Run("inprocess", func(b *testing.B) {
+		s := httptest.NewServer(echo)
+		defer s.Close()
+		run(b, s.URL)
+	})
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { run(b, bridge(b, tr, echo).URL) })
 	}
 }

@@ -12,7 +12,10 @@ import (
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+var (
+	chunkPool    = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+	bigChunkPool = sync.Pool{New: func() any { b := make([]byte, bigChunkSize); return &b }}
+)
 
 // ForwardError is returned by [Forward]. Started tells whether anything was
 // written to the ResponseWriter before the failure: when it was not, the

@@ -29,7 +29,7 @@ var transports = []string{"grpc", "direct"}
 // bridge serves h as a module over transport ("grpc": a real gRPC server
 // and HTTP.Handle streams; "direct": the direct socket) and returns an HTTP
 // server that forwards to it the way the core does.
-func bridge(t *testing.T, transport string, h http.Handler) *httptest.Server {
+func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 	t.Helper()
 	var forward func(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error
 	switch transport {

@@ -22,8 +22,15 @@ const HostAPIVersion = 1
 // PluginName is the single plugin a module process serves.
 const PluginName = "module"
 
-// ChunkSize is the largest body chunk carried in one frame.
+// ChunkSize is the largest body chunk carried in one frame, but for the
+// request body after its first chunk on the direct path, which goes up in
+// frames of up to bigChunkSize: a large upload costs fewer frames, a small
+// request no more memory.
 const ChunkSize = 32 << 10
+
+// bigChunkSize is the largest request body chunk after the first on the
+// direct path.
+const bigChunkSize = 256 << 10
 
 // MaxMessageBytes bounds one gRPC message (a Host.Call body travels whole).
 const MaxMessageBytes = 64 << 20
