@@ -8,6 +8,7 @@
 //
 //	make bench                 # about 6 minutes
 //	BENCH_QUICK=1 make bench   # about 2 minutes, fewer and shorter rounds
+//	BENCH_ONLY=a,h make bench  # only those figures (a b d e f g h i j)
 //
 // DATABASE_URL (postgres://...) adds the Postgres rows: a fresh database is
 // created on that server and dropped afterwards. BENCHMARKS.md explains each

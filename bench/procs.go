@@ -143,21 +143,30 @@ func startCore(name, chacc, dir, databaseURL string, extraEnv ...string) (*proc,
 
 // upload posts an archive to the core and returns the status and body.
 func upload(base string, archive []byte, filename string) (int, []byte, error) {
+	contentType, body := multipartBody(archive, filename)
+	return post(base+"/modules/", contentType, body)
+}
+
+// multipartBody is archive as the multipart/form-data field "file".
+func multipartBody(archive []byte, filename string) (string, []byte) {
 	var buf bytes.Buffer
+	buf.Grow(len(archive) + 1024)
 	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("file", filename)
-	if err != nil {
-		return 0, nil, err
-	}
+	fw, _ := mw.CreateFormFile("file", filename)
 	_, _ = fw.Write(archive)
 	_ = mw.Close()
-	resp, err := http.Post(base+"/modules/", mw.FormDataContentType(), &buf)
+	return mw.FormDataContentType(), buf.Bytes()
+}
+
+// post sends body to url and returns the status and the answer's body.
+func post(url, contentType string, body []byte) (int, []byte, error) {
+	resp, err := http.Post(url, contentType, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, nil
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, answer, nil
 }
 
 // install uploads archive and fails unless the core answers 201 or 200.
