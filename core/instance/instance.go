@@ -39,6 +39,11 @@ type Config struct {
 	Executable string
 	// ExecutableSHA256 is the pinned hash (hex); the start fails on mismatch.
 	ExecutableSHA256 string
+	// JustWritten says the caller wrote Executable itself a moment ago,
+	// hashing it as it wrote it (an install extracting its archive): the
+	// file is not read again to check the pin. Every other start (boot,
+	// enable, restart, upgrade elsewhere) checks it.
+	JustWritten bool
 	// Env is the process's whole environment (the core's is not inherited).
 	Env       []string
 	Configure *modulev1.ConfigureRequest
@@ -94,6 +99,10 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	cmd.Env = cfg.Env
 	setProcAttr(cmd)
 	inst := &Instance{cfg: cfg, cmd: cmd}
+	secure := &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	if cfg.JustWritten {
+		secure = nil
+	}
 	// Output written before go-plugin takes over the module's stdio (and a
 	// crash's trace) comes through Stderr; later writes to os.Stdout and
 	// os.Stderr through go-plugin's stdio stream (SyncStdout, SyncStderr).
@@ -105,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 		Plugins:          plugin.PluginSet{wire.PluginName: &wire.Plugin{}},
 		Cmd:              cmd,
 		SkipHostEnv:      true,
-		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           stderr,

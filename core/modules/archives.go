@@ -5,8 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"github.com/chacc/chacc/core"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,18 +32,103 @@ import (
 // start, from .modules_installed ([Manager.backfillArchives]). A failed
 // install writes no archive, as before.
 
+// An Upload is an archive received into a file of its own in
+// .modules_installed ([Manager.Receive]). Install takes it over; Remove
+// discards one that is not installed.
+type Upload struct {
+	path string
+	size int64
+}
+
+// sum returns the SHA-256 of the upload, hex-encoded.
+func (u *Upload) sum() (string, error) {
+	f, err := os.Open(u.path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	if _, err := io.CopyBuffer(h, f, *bufp); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Size is the archive's length in bytes.
+func (u *Upload) Size() int64 { return u.size }
+
+// Remove deletes the file, unless Install moved it into place.
+func (u *Upload) Remove() { _ = os.Remove(u.path) }
+
+// ReadError is an error reading the upload itself (the client's side), as
+// opposed to one writing it down.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "read upload: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// readErrors records the error r returns other than io.EOF.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// Receive writes r, up to limit bytes, to a new upload file: the archive is
+// not held in memory, and is written once, where it is kept. An
+// archive over limit is *[core.Error] ARCHIVE_TOO_LARGE; failing to read r is
+// *[ReadError]; any other error is the server's.
+func (m *Manager) Receive(r io.Reader, limit int64) (*Upload, error) {
+	f, err := os.CreateTemp(m.cfg.InstalledDir, uploadPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	u := &Upload{path: f.Name()}
+	src := &readErrors{r: io.LimitReader(r, limit+1)}
+	bufp := copyBufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(f, src, *bufp)
+	copyBufPool.Put(bufp)
+	if src.err != nil {
+		err = &ReadError{src.err}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > limit {
+		err = core.Errorf(core.ETOOLARGE, "ARCHIVE_TOO_LARGE", "Upload is larger than the limit of %d bytes.", limit)
+	}
+	if err != nil {
+		u.Remove()
+		return nil, err
+	}
+	u.size = n
+	return u, nil
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // archiveWriteTimeout bounds one attempt at storing an archive.
 const archiveWriteTimeout = 2 * time.Minute
 
-// storeArchiveLater stores data as the archive of name and version, unless
-// the module is uninstalled or replaced first. It retries a failed write a
-// few times; Close waits for it.
-func (m *Manager) storeArchiveLater(name, version, sum string, data []byte) {
+// storeArchiveLater stores the archive rec names, from .modules_installed,
+// unless the module is uninstalled or replaced first. It retries a failed
+// write a few times; Close waits for it.
+func (m *Manager) storeArchiveLater(rec store.Module) {
+	name, version, sum := rec.Name, rec.Version, rec.ArchiveSHA256
 	m.pending.Add(1)
 	go func() {
 		defer m.pending.Done()
 		for attempt := 0; ; attempt++ {
-			err := m.storeArchive(name, version, sum, data)
+			err := m.storeArchive(name, version, sum)
 			if err == nil {
 				return
 			}
@@ -60,7 +149,7 @@ func (m *Manager) storeArchiveLater(name, version, sum string, data []byte) {
 
 // storeArchive writes the archive if the record still names it, replaces
 // the module's other archives, and notifies the other cores.
-func (m *Manager) storeArchive(name, version, sum string, data []byte) error {
+func (m *Manager) storeArchive(name, version, sum string) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), archiveWriteTimeout)
@@ -74,6 +163,10 @@ func (m *Manager) storeArchive(name, version, sum string, data []byte) error {
 	}
 	if rec.Version != version || rec.ArchiveSHA256 != sum {
 		return nil // replaced meanwhile; that install stores its own
+	}
+	data, ok := m.localArchive(rec)
+	if !ok {
+		return fmt.Errorf("the archive %s-%s.chacc in %s is missing or altered", name, version, m.cfg.InstalledDir)
 	}
 	return m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("name = ?", name).Delete(&store.ModuleArchive{}).Error; err != nil {
@@ -112,9 +205,9 @@ func (m *Manager) backfillArchives(recs []store.Module) {
 		if m.archiveReady(context.Background(), rec) {
 			continue
 		}
-		if data, ok := m.localArchive(rec); ok {
+		if _, ok := m.localArchive(rec); ok {
 			m.log.Info("storing a module archive the database lacks", "module", rec.Name, "version", rec.Version)
-			m.storeArchiveLater(rec.Name, rec.Version, rec.ArchiveSHA256, data)
+			m.storeArchiveLater(rec)
 		}
 	}
 }

@@ -1,11 +1,17 @@
 package modules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/iotest"
 
+	"github.com/chacc/chacc/core"
 	"github.com/chacc/chacc/core/store"
 
 	"github.com/stretchr/testify/assert"
@@ -53,4 +59,35 @@ func TestRemoveUnrecorded(t *testing.T) {
 	assert.Equal(t, []string{"hello-2.0.0.chacc"}, left("installed"))
 	assert.Equal(t, []string{".staging-abc", "hello"}, left("loaded"))
 	assert.Equal(t, []string{"2.0.0"}, left("loaded/hello"))
+}
+
+// An upload goes to a file of its own; one over the limit, or one whose
+// reading fails, leaves nothing behind.
+func TestReceive(t *testing.T) {
+	m, left := fileTree(t, "installed/hello-1.0.0.chacc")
+	up, err := m.Receive(strings.NewReader("archive bytes"), 13)
+	require.NoError(t, err)
+	assert.Equal(t, int64(13), up.Size())
+	sum, err := up.sum()
+	require.NoError(t, err)
+	assert.Equal(t, sha256Hex("archive bytes"), sum)
+	assert.Len(t, left("installed"), 2)
+	up.Remove()
+	assert.Equal(t, []string{"hello-1.0.0.chacc"}, left("installed"))
+
+	_, err = m.Receive(strings.NewReader("fourteen bytes"), 13)
+	var cerr *core.Error
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, "ARCHIVE_TOO_LARGE", cerr.ErrorCode)
+
+	_, err = m.Receive(io.MultiReader(strings.NewReader("part"), iotest.ErrReader(io.ErrUnexpectedEOF)), 100)
+	var rerr *ReadError
+	require.ErrorAs(t, err, &rerr)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Equal(t, []string{"hello-1.0.0.chacc"}, left("installed"))
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -40,24 +41,46 @@ type InstallResult struct {
 // over the prefixes atomically, and the old one drains and stops. A failure
 // at any step leaves no file, record or process behind, and an upgrade that
 // fails leaves the old version serving.
-func (m *Manager) Install(ctx context.Context, actor Actor, filename string, data []byte, force bool) (*InstallResult, error) {
+func (m *Manager) Install(ctx context.Context, actor Actor, filename string, up *Upload, force bool) (*InstallResult, error) {
+	archiveTmp := up.path // moved into place once the install commits
+	defer up.Remove()
 	if !strings.HasSuffix(strings.ToLower(filename), ".chacc") {
 		return nil, core.Errorf(core.EINVALID, "INVALID_FILE_TYPE", "Only .chacc module packages are allowed.")
 	}
+	began := time.Now()
 	// Read and extract in one pass into a staging directory; every failure
 	// below removes it.
 	staging := filepath.Join(m.cfg.LoadedDir, stagingPrefix+randomSuffix())
-	goos, goarch := platform()
-	arch, err := archive.ReadAndExtract(bytes.NewReader(data), int64(len(data)), m.cfg.Limits, goos, goarch, staging)
-	if err != nil {
-		return nil, archiveError(err)
-	}
 	cleanup := []string{staging}
 	defer func() {
 		for _, p := range cleanup {
 			_ = os.RemoveAll(p)
 		}
 	}()
+	// The archive's hash is computed while it is extracted and started, on
+	// the other core.
+	type hashed struct {
+		sum string
+		err error
+	}
+	sumCh := make(chan hashed, 1)
+	go func() {
+		sum, err := up.sum()
+		sumCh <- hashed{sum, err}
+	}()
+	archiveSum := sync.OnceValues(func() (string, error) { h := <-sumCh; return h.sum, h.err })
+	defer archiveSum() // before the file is removed
+	f, err := os.Open(archiveTmp)
+	if err != nil {
+		return nil, err
+	}
+	goos, goarch := platform()
+	arch, err := archive.ReadAndExtract(f, up.size, m.cfg.Limits, goos, goarch, staging)
+	f.Close()
+	if err != nil {
+		return nil, archiveError(err)
+	}
+	extracted := time.Now()
 	man := arch.Manifest
 	sig, err := arch.VerifySignature(m.cfg.Trust)
 	if err != nil {
@@ -115,18 +138,11 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	if err := os.MkdirAll(modDir, 0o755); err != nil {
 		return nil, err
 	}
-	archiveTmp := filepath.Join(m.cfg.InstalledDir, uploadPrefix+randomSuffix())
-	if err := os.WriteFile(archiveTmp, data, 0o644); err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, archiveTmp)
-
-	sum := sha256.Sum256(data)
 	now := time.Now().UTC()
 	rec := store.Module{
 		Name: man.Name, Version: man.Version, Enabled: enabled, ManifestJSON: string(mustJSON(man)),
-		ArchiveSHA256: hex.EncodeToString(sum[:]), ExecutableSHA256: arch.ExecutableSHA256,
-		Executable: arch.Executable, InstalledAt: now, UpdatedAt: now,
+		ExecutableSHA256: arch.ExecutableSHA256,
+		Executable:       arch.Executable, InstalledAt: now, UpdatedAt: now,
 		SignedBy: sig.PublicKey, SignatureKeyID: sig.KeyID, SignatureTrusted: sig.Trusted,
 	}
 	if hasOld {
@@ -154,8 +170,9 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 	}
 	var inst *instance.Instance
 	rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, nil)))
+	starting := time.Now()
 	if enabled {
-		inst, err = m.startInstance(ctx, mod, rec, man, staging)
+		inst, err = m.startInstance(ctx, mod, rec, man, staging, true)
 		if err != nil {
 			undo()
 			return fail(core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", man.Name, err))
@@ -163,6 +180,14 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		rec.Subscribes = string(mustJSON(unionSorted(man.Subscribes, inst.Describe().GetSubscribes())))
 	}
 
+	started := time.Now()
+	if rec.ArchiveSHA256, err = archiveSum(); err != nil {
+		if inst != nil {
+			inst.Kill()
+		}
+		undo()
+		return nil, fmt.Errorf("hash the archive: %w", err)
+	}
 	action := "install"
 	if hasOld {
 		action = "upgrade"
@@ -211,12 +236,15 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, dat
 		prev = m.mount(mod, inst)
 	}
 	mod.mu.Unlock()
-	m.storeArchiveLater(rec.Name, rec.Version, rec.ArchiveSHA256, data)
+	switched := time.Now()
+	m.storeArchiveLater(rec)
 	m.stop(prev)
 	if hasOld && old.Version != man.Version {
 		m.removeVersion(old.Name, old.Version)
 	}
-	m.log.InfoContext(ctx, "module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name)
+	ms := func(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
+	m.log.InfoContext(ctx, "module "+map[string]string{"install": "installed", "upgrade": "upgraded"}[action], "module", man.Name, "version", man.Version, "enabled", enabled, "actor", actor.Name,
+		slog.Group("ms", "extract", ms(began, extracted), "checks", ms(extracted, starting), "start", ms(starting, started), "commit", ms(started, switched), "total", ms(began, time.Now())))
 	st, err := m.Status(context.WithoutCancel(ctx), man.Name)
 	if err != nil {
 		return nil, err
@@ -253,7 +281,7 @@ func (m *Manager) Enable(ctx context.Context, actor Actor, name string) (string,
 	mod.gen++ // stop any supervisor still trying
 	mod.state = core.StateStarting
 	mod.mu.Unlock()
-	inst, err := m.startInstance(ctx, mod, rec, man, m.versionDir(name, rec.Version))
+	inst, err := m.startInstance(ctx, mod, rec, man, m.versionDir(name, rec.Version), false)
 	if err != nil {
 		err = core.Errorf(core.EUNPROCESSABLE, "MODULE_START_FAILED", "Module '%s' failed to start: %v", name, err)
 		mod.mu.Lock()

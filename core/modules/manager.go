@@ -176,7 +176,9 @@ func (m *Manager) versionDir(name, version string) string {
 }
 
 // startInstance starts a process for rec from dir (the extracted archive).
-func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Module, man sdk.Manifest, dir string) (*instance.Instance, error) {
+// justExtracted says this call's install extracted dir a moment ago, hashing
+// the executable as it wrote it (instance.Config.JustWritten).
+func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Module, man sdk.Manifest, dir string, justExtracted bool) (*instance.Instance, error) {
 	mdb, err := m.db.ModuleDatabase(ctx, rec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("module database: %w", err)
@@ -194,8 +196,8 @@ func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Modu
 	logLine := logging.LineLogger(m.log, "module", rec.Name, "stream", "stderr")
 	inst, err := instance.Start(ctx, instance.Config{
 		Name: rec.Name, Version: rec.Version, Dir: dir, Executable: exe,
-		ExecutableSHA256: rec.ExecutableSHA256,
-		Env:              m.envFor(rec.Name, settings),
+		ExecutableSHA256: rec.ExecutableSHA256, JustWritten: justExtracted,
+		Env: m.envFor(rec.Name, settings),
 		Configure: &modulev1.ConfigureRequest{
 			ManifestJson: []byte(rec.ManifestJSON), Settings: settings, Mode: m.cfg.Mode, DataDir: absData,
 			Database: &modulev1.Database{Driver: mdb.Driver, Dsn: mdb.DSN, Schema: mdb.Schema},
@@ -313,7 +315,7 @@ func (m *Manager) supervise(mod *module, inst *instance.Instance, gen int) {
 		}
 
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.StartTimeout)
-		next, err := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version))
+		next, err := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version), false)
 		cancel()
 		mod.mu.Lock()
 		if mod.gen != gen {

@@ -125,7 +125,7 @@ func (m *Manager) converge(ctx context.Context, mod *module, known, rec store.Mo
 		var inst = mod.inst.Load()
 		if inst != nil && inst.Version() == rec.Version && known.ArchiveSHA256 == rec.ArchiveSHA256 {
 			started = true // enabled here already; only the record caught up
-		} else if next, serr := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version)); serr != nil {
+		} else if next, serr := m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version), false); serr != nil {
 			err = serr
 		} else {
 			m.switchTo(mod, rec, man, next)

@@ -87,7 +87,7 @@ func (m *Manager) startRecorded(ctx context.Context, rec store.Module) {
 		mod.mu.Lock()
 		mod.state = core.StateStarting
 		mod.mu.Unlock()
-		inst, err = m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version))
+		inst, err = m.startInstance(ctx, mod, rec, man, m.versionDir(rec.Name, rec.Version), false)
 	}
 	mod.mu.Lock()
 	defer mod.mu.Unlock()
@@ -128,7 +128,12 @@ func (m *Manager) bootstrap(ctx context.Context, pattern string) {
 			continue // installed, same or newer
 		}
 		// Install starts the module; on a fresh database that is the start.
-		res, err := m.Install(ctx, Actor{Name: "bootstrap"}, filepath.Base(path), data, false)
+		up, err := m.Receive(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			m.log.Error("bootstrap archive could not be staged", "path", path, "error", err)
+			continue
+		}
+		res, err := m.Install(ctx, Actor{Name: "bootstrap"}, filepath.Base(path), up, false)
 		if err != nil {
 			m.log.Error("bootstrap install failed", "path", path, "error", err)
 			continue
