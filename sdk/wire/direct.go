@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
@@ -47,50 +48,122 @@ type frameConn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	wbuf []byte // one writer at a time: see the callers
+
+	// What the last readResponse left in use: bytes of br to discard and a
+	// big frame's buffer, released by the next read.
+	held int
+	big  *[]byte
 }
 
 func newFrameConn(c net.Conn) *frameConn {
 	return &frameConn{c: c, br: bufio.NewReaderSize(c, ChunkSize+4<<10)}
 }
 
-// readFrame reads one frame into m. A connection closed between frames is
-// io.EOF; closed inside one, io.ErrUnexpectedEOF.
-func (fc *frameConn) readFrame(m proto.Message) error {
+// nextFrame returns the next frame's message bytes: in br's buffer when they
+// fit (valid until the next read), otherwise in a pooled buffer that fc
+// holds until the next read. A connection closed between frames is io.EOF;
+// closed inside one, io.ErrUnexpectedEOF.
+func (fc *frameConn) nextFrame() ([]byte, error) {
+	if fc.held > 0 {
+		_, _ = fc.br.Discard(fc.held)
+		fc.held = 0
+	}
+	if fc.big != nil {
+		bigFramePool.Put(fc.big)
+		fc.big = nil
+	}
 	hdr, err := fc.br.Peek(4)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
 			err = io.ErrUnexpectedEOF
 		}
-		return err
+		return nil, err
 	}
 	n := int(binary.BigEndian.Uint32(hdr))
 	if n > maxFrameBytes {
-		return fmt.Errorf("wire: frame of %d bytes is over the limit of %d", n, maxFrameBytes)
+		return nil, fmt.Errorf("wire: frame of %d bytes is over the limit of %d", n, maxFrameBytes)
 	}
 	_, _ = fc.br.Discard(4)
 	if n <= fc.br.Size() {
 		b, err := fc.br.Peek(n)
 		if err != nil {
-			return unexpected(err)
+			return nil, unexpected(err)
 		}
-		err = proto.Unmarshal(b, m) // copies what it keeps
-		_, _ = fc.br.Discard(n)
+		fc.held = n
+		return b, nil
+	}
+	var b []byte
+	if n <= bigChunkSize+4<<10 {
+		fc.big = bigFramePool.Get().(*[]byte)
+		b = (*fc.big)[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	if _, err := io.ReadFull(fc.br, b); err != nil {
+		return nil, unexpected(err)
+	}
+	return b, nil
+}
+
+// arriving tells whether bytes of a next frame are already buffered.
+func (fc *frameConn) arriving() bool { return fc.br.Buffered() > fc.held }
+
+// readFrame reads one frame into m, which owns what it holds.
+func (fc *frameConn) readFrame(m proto.Message) error {
+	b, err := fc.nextFrame()
+	if err != nil {
 		return err
 	}
-	if n > bigChunkSize+4<<10 {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(fc.br, b); err != nil {
-			return unexpected(err)
-		}
-		return proto.Unmarshal(b, m)
-	}
-	bp := bigFramePool.Get().(*[]byte)
-	defer bigFramePool.Put(bp)
-	b := (*bp)[:n]
-	if _, err := io.ReadFull(fc.br, b); err != nil {
-		return unexpected(err)
-	}
 	return proto.Unmarshal(b, m) // copies what it keeps
+}
+
+// readResponse reads one response frame into f without copying its body:
+// f.Body is valid until the next read on fc (the core writes it to the
+// client first).
+func (fc *frameConn) readResponse(f *modulev1.HTTPResponseFrame) error {
+	b, err := fc.nextFrame()
+	if err != nil {
+		return err
+	}
+	f.Head, f.Body, f.End = nil, nil, false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			f.Head = new(modulev1.ResponseHead)
+			if err := proto.Unmarshal(v, f.Head); err != nil {
+				return err
+			}
+			b = b[n:]
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			f.Body, b = v, b[n:]
+		case num == 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			f.End, b = v != 0, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	return nil
 }
 
 // bigFramePool holds the read buffers of frames bigger than a connection's
@@ -112,30 +185,73 @@ func unexpected(err error) error {
 	return err
 }
 
-// writeFrame writes m as one frame, in one write.
+// bodyField is the number of the body field of both frame messages.
+const bodyField = 2
+
+// copyBodyBelow is the body size under which a frame is copied into one
+// buffer and written with write(2); a bigger body is written from where it
+// is, with writev(2).
+const copyBodyBelow = 8 << 10
+
+// writeFrame writes m as one frame. The body of a request or response frame
+// is encoded last and not copied when it is big.
 func (fc *frameConn) writeFrame(m proto.Message) error {
-	if err := fc.encode(m); err != nil {
+	head, body, err := fc.encodeSplit(m)
+	if err != nil {
 		return err
 	}
-	_, err := fc.c.Write(fc.wbuf)
+	if len(body) < copyBodyBelow {
+		fc.wbuf = append(head, body...)
+		_, err = fc.c.Write(fc.wbuf)
+	} else {
+		bufs := net.Buffers{head, body}
+		_, err = bufs.WriteTo(fc.c)
+	}
 	if cap(fc.wbuf) > 2*ChunkSize {
 		fc.wbuf = nil // do not keep a large frame's buffer
 	}
 	return err
 }
 
-// encode puts m, as one frame, in fc.wbuf.
+// encode puts m, as one whole frame, in fc.wbuf.
 func (fc *frameConn) encode(m proto.Message) error {
-	b, err := proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+	head, body, err := fc.encodeSplit(m)
 	if err != nil {
 		return err
 	}
-	if len(b)-4 > maxFrameBytes {
-		return fmt.Errorf("wire: frame of %d bytes is over the limit of %d", len(b)-4, maxFrameBytes)
-	}
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	fc.wbuf = b
+	fc.wbuf = append(head, body...)
 	return nil
+}
+
+// encodeSplit encodes m as a frame in fc.wbuf but for the body of a request
+// or response frame, which follows: the frame is head and then body.
+func (fc *frameConn) encodeSplit(m proto.Message) (head, body []byte, err error) {
+	switch f := m.(type) {
+	case *modulev1.HTTPRequestFrame:
+		body, f.Body = f.Body, nil
+		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+		f.Body = body
+	case *modulev1.HTTPResponseFrame:
+		body, f.Body = f.Body, nil
+		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+		f.Body = body
+	default:
+		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) > 0 {
+		head = protowire.AppendTag(head, bodyField, protowire.BytesType)
+		head = protowire.AppendVarint(head, uint64(len(body)))
+	}
+	size := len(head) - 4 + len(body)
+	if size > maxFrameBytes {
+		return nil, nil, fmt.Errorf("wire: frame of %d bytes is over the limit of %d", size, maxFrameBytes)
+	}
+	binary.BigEndian.PutUint32(head, uint32(size))
+	fc.wbuf = head
+	return head, body, nil
 }
 
 // DirectClient is the calling side of the direct path: it forwards HTTP
@@ -270,6 +386,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 	var (
 		bodyErr  error
 		bodySent bool
+		bodyEOF  atomic.Bool // the whole body is read; its end frame is going up
 		bodyDone = make(chan struct{})
 	)
 	if first.End {
@@ -293,6 +410,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 					}
 				}
 				if rerr == io.EOF {
+					bodyEOF.Store(true)
 					bodySent = fc.writeFrame(&modulev1.HTTPRequestFrame{End: true}) == nil
 					return
 				}
@@ -332,7 +450,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 	}
 	var frame modulev1.HTTPResponseFrame
 	for {
-		if err := fc.readFrame(&frame); err != nil {
+		if err := fc.readResponse(&frame); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -356,7 +474,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 		}
 		// Flushed unless the next frame is already arriving: the client gets
 		// every frame as soon as the module sends it, in fewer writes.
-		if flusher != nil && fc.br.Buffered() == 0 {
+		if flusher != nil && !fc.arriving() {
 			flusher.Flush()
 		}
 	}
@@ -364,6 +482,13 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 	case <-bodyDone:
 		reusable = bodySent
 	default:
+		if bodyEOF.Load() {
+			// The answer is whole and the end of the upload on its way: the
+			// module's reader drains what its handler left, so the write
+			// ends soon, and the connection can be reused.
+			<-bodyDone
+			reusable = bodySent
+		}
 	}
 	stopBody()
 	return nil
