@@ -456,18 +456,9 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 			}
 			return fail(err)
 		}
-		if !started {
-			h := frame.GetHead()
-			if h == nil {
-				return fail(errors.New("first response frame has no head"))
-			}
-			writeHead(w, h, bodyDone)
-			started = true
-		}
-		if len(frame.GetBody()) > 0 {
-			if _, err := w.Write(frame.GetBody()); err != nil {
-				return fail(err) // the client went away
-			}
+		var err error
+		if started, err = relayFrame(w, &frame, started, bodyDone); err != nil {
+			return fail(err)
 		}
 		if frame.GetEnd() {
 			break

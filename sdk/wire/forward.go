@@ -141,18 +141,8 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 			}
 			return fail(err)
 		}
-		if !started {
-			h := frame.GetHead()
-			if h == nil {
-				return fail(errors.New("first response frame has no head"))
-			}
-			writeHead(w, h, bodyDone)
-			started = true
-		}
-		if len(frame.GetBody()) > 0 {
-			if _, err := w.Write(frame.GetBody()); err != nil {
-				return fail(err) // the client went away
-			}
+		if started, err = relayFrame(w, frame, started, bodyDone); err != nil {
+			return fail(err)
 		}
 		if frame.GetEnd() {
 			break
@@ -170,6 +160,25 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 	}
 	stopBody()
 	return nil
+}
+
+// relayFrame writes one response frame to w: the module's head first when
+// nothing was written yet (started false), then the body. It returns whether
+// the head is out; an error writing the body means the client is gone.
+func relayFrame(w http.ResponseWriter, frame *modulev1.HTTPResponseFrame, started bool, bodyDone <-chan struct{}) (bool, error) {
+	if !started {
+		h := frame.GetHead()
+		if h == nil {
+			return false, errors.New("first response frame has no head")
+		}
+		writeHead(w, h, bodyDone)
+	}
+	if len(frame.GetBody()) > 0 {
+		if _, err := w.Write(frame.GetBody()); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // writeHead writes the module's response head to w. When the request body

@@ -188,11 +188,11 @@ func TestDirectReusesConnections(t *testing.T) {
 	assert.Equal(t, int32(1), cl.n.Load())
 }
 
-// A client that leaves cancels the module's handler, and the connection it
-// used is not reused (it was closed).
-func TestDirectCancellation(t *testing.T) {
-	handlerDone := make(chan error, 1)
-	core := bridge(t, "direct", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// streamUntilCancelled serves /ping with "pong" and anything else with one
+// server-sent event, then waits for the request to be cancelled and sends
+// the context's error to done.
+func streamUntilCancelled(done chan<- error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ping" {
 			w.Write([]byte("pong"))
 			return
@@ -201,10 +201,16 @@ func TestDirectCancellation(t *testing.T) {
 		w.Write([]byte("data: 1\n\n"))
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
-		handlerDone <- r.Context().Err()
-	}))
+		done <- r.Context().Err()
+	})
+}
+
+// leaveMidStream sends method with body to url, reads the first event,
+// leaves, and checks that the handler's context is cancelled.
+func leaveMidStream(t *testing.T, method, url, body string, handlerDone <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, core.URL+"/sse", nil)
+	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
@@ -218,6 +224,14 @@ func TestDirectCancellation(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the handler was not cancelled")
 	}
+}
+
+// A client that leaves cancels the module's handler, and the connection it
+// used is not reused (it was closed).
+func TestDirectCancellation(t *testing.T) {
+	handlerDone := make(chan error, 1)
+	core := bridge(t, "direct", streamUntilCancelled(handlerDone))
+	leaveMidStream(t, http.MethodGet, core.URL+"/sse", "", handlerDone)
 	for range 3 {
 		resp, err := http.Get(core.URL + "/ping")
 		require.NoError(t, err)
@@ -236,29 +250,8 @@ func TestDirectCancellation(t *testing.T) {
 func TestCancellationWithUnreadBody(t *testing.T) {
 	eachTransport(t, func(t *testing.T, transport string) {
 		handlerDone := make(chan error, 1)
-		core := bridge(t, transport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Write([]byte("data: 1\n\n"))
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			handlerDone <- r.Context().Err()
-		}))
-		ctx, cancel := context.WithCancel(context.Background())
-		body := strings.Repeat("b", ChunkSize+ChunkSize/2)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, core.URL+"/hold", strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		line, err := bufio.NewReader(resp.Body).ReadString('\n')
-		require.NoError(t, err)
-		assert.Equal(t, "data: 1\n", line)
-		cancel()
-		resp.Body.Close()
-		select {
-		case err := <-handlerDone:
-			assert.ErrorIs(t, err, context.Canceled)
-		case <-time.After(20 * time.Second):
-			t.Fatal("the handler was not cancelled")
-		}
+		core := bridge(t, transport, streamUntilCancelled(handlerDone))
+		leaveMidStream(t, http.MethodPost, core.URL+"/hold", strings.Repeat("b", ChunkSize+ChunkSize/2), handlerDone)
 	})
 }
 
