@@ -64,14 +64,7 @@ func newFrameConn(c net.Conn) *frameConn {
 // holds until the next read. A connection closed between frames is io.EOF;
 // closed inside one, io.ErrUnexpectedEOF.
 func (fc *frameConn) nextFrame() ([]byte, error) {
-	if fc.held > 0 {
-		_, _ = fc.br.Discard(fc.held)
-		fc.held = 0
-	}
-	if fc.big != nil {
-		bigFramePool.Put(fc.big)
-		fc.big = nil
-	}
+	fc.release()
 	hdr, err := fc.br.Peek(4)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
@@ -103,6 +96,18 @@ func (fc *frameConn) nextFrame() ([]byte, error) {
 		return nil, unexpected(err)
 	}
 	return b, nil
+}
+
+// release lets go of what the last readResponse left in use.
+func (fc *frameConn) release() {
+	if fc.held > 0 {
+		_, _ = fc.br.Discard(fc.held)
+		fc.held = 0
+	}
+	if fc.big != nil {
+		bigFramePool.Put(fc.big)
+		fc.big = nil
+	}
 }
 
 // arriving tells whether bytes of a next frame are already buffered.
@@ -348,6 +353,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 	reusable := false
 	defer func() {
 		if stopWatch() && reusable {
+			fc.release() // an idle connection holds no pooled buffer
 			d.put(fc)
 		} else {
 			_ = fc.c.Close()
@@ -394,16 +400,28 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 		bodySent = true
 		close(bodyDone)
 	} else {
-		// The rest of a body bigger than a chunk is likely big: it goes in
-		// bigger frames.
-		chunkPool.Put(bufp)
-		bufp = bigChunkPool.Get().(*[]byte)
-		buf = *bufp
+		full := len(first.Body) == len(buf) // the last read filled the buffer
 		go func() {
 			defer close(bodyDone)
-			defer bigChunkPool.Put(bufp)
+			big := false
+			defer func() {
+				if big {
+					bigChunkPool.Put(bufp)
+				} else {
+					chunkPool.Put(bufp)
+				}
+			}()
 			for {
+				if !big && full {
+					// The body arrives faster than a chunk at a time: it
+					// goes in bigger frames. (A slow upload keeps the small
+					// buffer.)
+					chunkPool.Put(bufp)
+					bufp, big = bigChunkPool.Get().(*[]byte), true
+					buf = *bufp
+				}
 				n, rerr := body.Read(buf)
+				full = n == len(buf)
 				if n > 0 {
 					if err := fc.writeFrame(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
 						return // the module is gone or has answered; the reader reports it
@@ -474,16 +492,26 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 		reusable = bodySent
 	default:
 		if bodyEOF.Load() {
-			// The answer is whole and the end of the upload on its way: the
-			// module's reader drains what its handler left, so the write
-			// ends soon, and the connection can be reused.
-			<-bodyDone
-			reusable = bodySent
+			// The answer is whole and the end of the upload on its way: an
+			// SDK module's reader drains what its handler left, so the write
+			// ends at once and the connection can be reused. A module that
+			// stopped reading gets the connection closed instead.
+			t := time.NewTimer(endWriteWait)
+			select {
+			case <-bodyDone:
+				reusable = bodySent
+			case <-t.C:
+			}
+			t.Stop()
 		}
 	}
 	stopBody()
 	return nil
 }
+
+// endWriteWait is how long an answered exchange waits for the end of its
+// upload to be written before the connection is given up on.
+const endWriteWait = 100 * time.Millisecond
 
 // ServeDirect serves the direct path on the connections ln accepts, with h,
 // until ln is closed; it returns the error that ended Accept. The handler
@@ -559,6 +587,7 @@ type exchange struct {
 	queue  []*modulev1.HTTPRequestFrame // body frames the handler has not read
 	queued int                          // their bytes
 	ended  bool                         // no frame follows those in queue
+	closed bool                         // the handler has returned: frames are dropped
 	err    error                        // why the body ended early
 	ready  chan struct{}                // signals Recv: a frame or the end arrived
 	space  chan struct{}                // signals deliver: the handler took a frame
@@ -578,10 +607,30 @@ func newExchange(fc *frameConn, first *modulev1.HTTPRequestFrame) *exchange {
 func (x *exchange) run(h http.Handler, log *slog.Logger) {
 	defer close(x.done)
 	defer x.cancel()
+	defer x.closeBody()
 	if err := serveExchange(x.ctx, h, log, x.first, x, x); err != nil {
 		// Cut the connection: the core takes a close before the last frame
 		// as a broken answer, and never reuses the connection.
 		_ = x.fc.c.Close()
+	}
+}
+
+// errBodyClosed is what reading the body gets once the handler has
+// returned (a goroutine it left behind), as with net/http.
+var errBodyClosed = errors.New("wire: read of the request body after the handler returned")
+
+// closeBody ends the body when the handler returns: what is queued is
+// dropped, what follows is dropped on arrival, and a read fails.
+func (x *exchange) closeBody() {
+	x.mu.Lock()
+	x.closed = true
+	if !x.ended {
+		x.ended, x.err = true, errBodyClosed
+	}
+	x.queue, x.queued = nil, 0
+	x.mu.Unlock()
+	if x.ready != nil {
+		signal(x.ready)
 	}
 }
 
@@ -602,6 +651,10 @@ func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame) {
 	}
 	for {
 		x.mu.Lock()
+		if x.closed {
+			x.mu.Unlock()
+			return
+		}
 		if x.queued < bodyBudget {
 			x.queue = append(x.queue, frame)
 			x.queued += len(frame.GetBody())
