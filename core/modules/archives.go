@@ -50,7 +50,7 @@ func (u *Upload) sum() (string, error) {
 	h := sha256.New()
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
-	if _, err := io.CopyBuffer(h, f, *bufp); err != nil {
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, *bufp); err != nil { // the buffer, not File.WriteTo's 32 KiB
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -95,7 +95,10 @@ func (m *Manager) Receive(r io.Reader, limit int64) (*Upload, error) {
 	u := &Upload{path: f.Name()}
 	src := &readErrors{r: io.LimitReader(r, limit+1)}
 	bufp := copyBufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(f, src, *bufp)
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, src, *bufp) // the buffer, not File.ReadFrom's 32 KiB
+	if err == nil {
+		err = f.Chmod(0o644) // as every kept archive (CreateTemp makes 0600)
+	}
 	copyBufPool.Put(bufp)
 	if src.err != nil {
 		err = &ReadError{src.err}
