@@ -260,14 +260,20 @@ func (fc *frameConn) encodeSplit(m proto.Message) (head, body []byte, err error)
 }
 
 // DirectClient is the calling side of the direct path: it forwards HTTP
-// exchanges to a module over the module's Unix socket, keeping idle
-// connections for the next ones. It is safe for concurrent use.
+// exchanges to a module over the module's Unix socket, all of them over one
+// multiplexed connection (mux.go) when the module serves it, else one at a
+// time per connection, keeping idle connections for the next ones. It is
+// safe for concurrent use.
 type DirectClient struct {
-	path   string
-	dialer net.Dialer
+	path    string
+	dialer  net.Dialer
+	perConn bool
 
+	dialMu sync.Mutex // one dial of a multiplexed connection at a time
 	mu     sync.Mutex
 	idle   []*frameConn
+	mux    *muxClient
+	noMux  bool // the module does not serve multiplexed connections
 	closed bool
 }
 
@@ -277,8 +283,18 @@ func NewDirectClient(path string) *DirectClient {
 	return &DirectClient{path: path}
 }
 
-// Warm opens one connection ahead of the first request.
+// NewPerConnClient is NewDirectClient keeping to one exchange per
+// connection, as with a module that does not serve multiplexed ones (to
+// compare the two).
+func NewPerConnClient(path string) *DirectClient {
+	return &DirectClient{path: path, perConn: true, noMux: true}
+}
+
+// Warm connects ahead of the first request.
 func (d *DirectClient) Warm(ctx context.Context) error {
+	if mc, err := d.muxClient(ctx); mc != nil || err != nil {
+		return err
+	}
 	fc, err := d.get(ctx)
 	if err != nil {
 		return err
@@ -287,15 +303,66 @@ func (d *DirectClient) Warm(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the idle connections; those in use close when their exchange
-// ends. Forward fails after Close.
+// Multiplexed tells whether exchanges go over a multiplexed connection.
+func (d *DirectClient) Multiplexed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mux != nil
+}
+
+// muxClient returns the multiplexed connection, dialling it if there is
+// none or it broke; nil without error when the module does not serve one.
+func (d *DirectClient) muxClient(ctx context.Context) (*muxClient, error) {
+	d.mu.Lock()
+	mc, noMux, closed := d.mux, d.noMux, d.closed
+	d.mu.Unlock()
+	switch {
+	case closed:
+		return nil, errClientClosed
+	case noMux:
+		return nil, nil
+	case mc != nil && mc.alive():
+		return mc, nil
+	}
+	d.dialMu.Lock()
+	defer d.dialMu.Unlock()
+	d.mu.Lock()
+	if d.mux != nil && d.mux != mc && d.mux.alive() {
+		mc = d.mux // another goroutine dialled meanwhile
+		d.mu.Unlock()
+		return mc, nil
+	}
+	d.mu.Unlock()
+	mc, err := dialMux(ctx, &d.dialer, d.path)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case errors.Is(err, errNoMux):
+		d.noMux = true
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case d.closed:
+		mc.close()
+		return nil, errClientClosed
+	}
+	d.mux = mc
+	return mc, nil
+}
+
+// Close closes the connections; exchanges in flight on a multiplexed one
+// fail, those on their own connection close when they end. Forward fails
+// after Close.
 func (d *DirectClient) Close() error {
 	d.mu.Lock()
-	idle := d.idle
-	d.idle, d.closed = nil, true
+	idle, mc := d.idle, d.mux
+	d.idle, d.mux, d.closed = nil, nil, true
 	d.mu.Unlock()
 	for _, fc := range idle {
 		_ = fc.c.Close()
+	}
+	if mc != nil {
+		mc.close()
 	}
 	return nil
 }
@@ -339,6 +406,11 @@ func (d *DirectClient) put(fc *frameConn) {
 // every frame, full duplex, cancelled with ctx, one frame each way for a
 // request whose body fits in one chunk. Errors are *[ForwardError].
 func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
+	if mc, err := d.muxClient(ctx); err != nil {
+		return &ForwardError{Err: err}
+	} else if mc != nil {
+		return mc.Forward(ctx, head, body, w)
+	}
 	fc, err := d.get(ctx)
 	if err != nil {
 		return &ForwardError{Err: err}
@@ -424,7 +496,10 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 				full = n == len(buf)
 				if n > 0 {
 					if err := fc.writeFrame(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
-						return // the module is gone or has answered; the reader reports it
+						// The module is gone or has answered; the reader
+						// reports it.
+						discardRest(body, buf, rerr)
+						return
 					}
 				}
 				if rerr == io.EOF {
@@ -455,7 +530,7 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 		if flusher != nil && started {
 			flusher.Flush()
 		}
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerRead))
 		_ = fc.c.Close()
 		<-bodyDone
 	}
@@ -534,6 +609,13 @@ func ServeDirect(ln net.Listener, h http.Handler, log *slog.Logger) error {
 func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 	fc := newFrameConn(c)
 	defer c.Close()
+	if b, err := fc.br.Peek(4); err == nil && string(b) == muxMagic[:4] {
+		if b, err := fc.br.Peek(len(muxMagic)); err == nil && string(b) == muxMagic {
+			_, _ = fc.br.Discard(len(muxMagic))
+			serveMux(c, fc.br, h, log)
+		}
+		return
+	}
 	var cur *exchange // the exchange whose request is still arriving or running
 	defer func() {
 		if cur != nil {
@@ -549,7 +631,7 @@ func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 			return
 		}
 		if cur != nil && !cur.bodyEnded {
-			cur.deliver(frame)
+			cur.deliver(frame, len(frame.GetBody()))
 			continue
 		}
 		if cur != nil {
@@ -574,9 +656,12 @@ func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 // pushes back on the core and, through it, on the client.
 const bodyBudget = 1 << 20
 
-// exchange is one request served on a direct connection.
+// exchange is one request served on a direct connection, or on a
+// multiplexed one (mux set).
 type exchange struct {
 	fc        *frameConn
+	mux       *muxServer
+	id        uint32
 	first     *modulev1.HTTPRequestFrame
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -584,13 +669,22 @@ type exchange struct {
 	done      chan struct{} // closed when the handler has returned
 
 	mu     sync.Mutex
-	queue  []*modulev1.HTTPRequestFrame // body frames the handler has not read
-	queued int                          // their bytes
-	ended  bool                         // no frame follows those in queue
-	closed bool                         // the handler has returned: frames are dropped
-	err    error                        // why the body ended early
-	ready  chan struct{}                // signals Recv: a frame or the end arrived
-	space  chan struct{}                // signals deliver: the handler took a frame
+	queue  []queuedFrame // body frames the handler has not read
+	queued int           // their bytes
+	ended  bool          // no frame follows those in queue
+	closed bool          // the handler has returned: frames are dropped
+	err    error         // why the body ended early
+	ready  chan struct{} // signals Recv: a frame or the end arrived
+	space  chan struct{} // signals deliver: the handler took a frame
+
+	// Multiplexed only: flow control (mux.go).
+	window   credit // response bytes the core can still take
+	consumed int    // request bytes taken, not yet credited (under mu)
+}
+
+type queuedFrame struct {
+	f *modulev1.HTTPRequestFrame
+	n int // what it counts against the budget or window
 }
 
 func newExchange(fc *frameConn, first *modulev1.HTTPRequestFrame) *exchange {
@@ -608,7 +702,15 @@ func (x *exchange) run(h http.Handler, log *slog.Logger) {
 	defer close(x.done)
 	defer x.cancel()
 	defer x.closeBody()
+	if x.mux != nil {
+		defer x.mux.done(x)
+	}
 	if err := serveExchange(x.ctx, h, log, x.first, x, x); err != nil {
+		if x.mux != nil {
+			// The core fails the exchange and cuts the client's connection.
+			_, _ = x.mux.conn.send(x.id, muxAbort, nil, 0)
+			return
+		}
 		// Cut the connection: the core takes a close before the last frame
 		// as a broken answer, and never reuses the connection.
 		_ = x.fc.c.Close()
@@ -642,10 +744,12 @@ func signal(c chan struct{}) {
 	}
 }
 
-// deliver queues a body frame for the handler, waiting while bodyBudget
-// bytes are queued already; it drops the frame once the handler has
-// returned without reading the whole body.
-func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame) {
+// deliver queues a body frame, counting n, for the handler; it drops the
+// frame once the handler has returned without reading the whole body. On a
+// direct connection it waits while bodyBudget bytes are queued already; on
+// a multiplexed one it never waits (the core keeps to its window) and
+// reports false when the core sent past it.
+func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame, n int) bool {
 	if frame.GetEnd() {
 		x.bodyEnded = true
 	}
@@ -653,21 +757,22 @@ func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame) {
 		x.mu.Lock()
 		if x.closed {
 			x.mu.Unlock()
-			return
+			return true
 		}
-		if x.queued < bodyBudget {
-			x.queue = append(x.queue, frame)
-			x.queued += len(frame.GetBody())
+		if x.mux != nil || x.queued < bodyBudget {
+			x.queue = append(x.queue, queuedFrame{frame, n})
+			x.queued += n
 			x.ended = x.bodyEnded
+			ok := x.mux == nil || x.queued <= muxWindowBytes+muxOverrun
 			x.mu.Unlock()
 			signal(x.ready)
-			return
+			return ok
 		}
 		x.mu.Unlock()
 		select {
 		case <-x.space:
 		case <-x.done:
-			return
+			return true
 		}
 	}
 }
@@ -689,13 +794,22 @@ func (x *exchange) Recv() (*modulev1.HTTPRequestFrame, error) {
 	for {
 		x.mu.Lock()
 		if len(x.queue) > 0 {
-			frame := x.queue[0]
-			x.queue[0] = nil
+			q := x.queue[0]
+			x.queue[0] = queuedFrame{}
 			x.queue = x.queue[1:]
-			x.queued -= len(frame.GetBody())
+			x.queued -= q.n
+			credit := 0
+			if x.mux != nil {
+				if x.consumed += q.n; x.consumed >= muxWindowBytes/2 && !x.ended {
+					credit, x.consumed = x.consumed, 0
+				}
+			}
 			x.mu.Unlock()
+			if credit > 0 {
+				_, _ = x.mux.conn.send(x.id, muxWindow, nil, uint32(credit))
+			}
 			signal(x.space)
-			return frame, nil
+			return q.f, nil
 		}
 		ended, err := x.ended, x.err
 		x.mu.Unlock()
@@ -709,11 +823,23 @@ func (x *exchange) Recv() (*modulev1.HTTPRequestFrame, error) {
 	}
 }
 
-// Send writes a response frame (frameSender). Only the handler's goroutine
-// writes to the connection.
+// Send writes a response frame (frameSender). On a direct connection only
+// the handler's goroutine writes to it; on a multiplexed one Send waits for
+// credit from the core.
 func (x *exchange) Send(frame *modulev1.HTTPResponseFrame) error {
 	if err := x.ctx.Err(); err != nil {
 		return err
 	}
-	return x.fc.writeFrame(frame)
+	if x.mux == nil {
+		return x.fc.writeFrame(frame)
+	}
+	if !x.window.wait(x.ctx.Done()) {
+		return x.ctx.Err()
+	}
+	n, err := x.mux.conn.send(x.id, muxData, frame, 0)
+	if err != nil {
+		return err
+	}
+	x.window.spend(n)
+	return nil
 }

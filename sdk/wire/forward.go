@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
@@ -46,12 +47,77 @@ func (e *ForwardError) Unwrap() error { return e.Err }
 func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
 	stream, err := client.Handle(ctx)
 	if err != nil {
 		return &ForwardError{Err: err}
 	}
+	return forwardOver(&grpcStream{stream: stream, cancel: cancel}, head, body, w)
+}
 
+// exchangeStream is one exchange as the core's side sees it: a gRPC stream,
+// or a stream of a multiplexed direct connection.
+type exchangeStream interface {
+	// Send sends a request frame; one with End ends the upload. It may block
+	// (flow control) until Close.
+	Send(*modulev1.HTTPRequestFrame) error
+	Recv() (*modulev1.HTTPResponseFrame, error)
+	// Close ends the exchange on the core's side: a blocked Send returns,
+	// and, unless the whole answer arrived, the module's handler is
+	// cancelled. It may be called more than once, from any goroutine.
+	Close()
+}
+
+// arriver is an exchangeStream that can tell whether its next response
+// frame is already here: the frame before it is then not flushed on its
+// own.
+type arriver interface{ arriving() bool }
+
+// grpcStream is an HTTP.Handle stream as an exchangeStream.
+type grpcStream struct {
+	stream modulev1.HTTP_HandleClient
+	cancel context.CancelFunc
+	sent   bool // the first frame is out
+	ended  bool // Recv saw the last frame
+}
+
+func (g *grpcStream) Send(f *modulev1.HTTPRequestFrame) error {
+	if err := g.stream.Send(f); err != nil {
+		if !g.sent {
+			return recvErr(g.stream, err)
+		}
+		return err
+	}
+	g.sent = true
+	if f.GetEnd() {
+		return g.stream.CloseSend()
+	}
+	return nil
+}
+
+func (g *grpcStream) Recv() (*modulev1.HTTPResponseFrame, error) {
+	f, err := g.stream.Recv()
+	if err == nil && f.GetEnd() {
+		g.ended = true
+	}
+	return f, err
+}
+
+func (g *grpcStream) Close() {
+	if g.ended {
+		// Drain to the trailer so the stream's resources are released
+		// cleanly.
+		for {
+			if _, err := g.stream.Recv(); err != nil {
+				break
+			}
+		}
+		g.ended = false
+	}
+	g.cancel()
+}
+
+// forwardOver carries one exchange over s (see [Forward]).
+func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
 	bufp := chunkPool.Get().(*[]byte)
 	buf := *bufp
 	first := &modulev1.HTTPRequestFrame{Head: head, End: true}
@@ -62,46 +128,67 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 		case rerr == io.EOF:
 		case rerr != nil:
 			chunkPool.Put(bufp)
+			s.Close()
 			return &ForwardError{Body: true, Err: rerr}
 		case int64(n) == head.GetContentLength():
 		default:
 			first.End = false
 		}
 	}
-	if err := stream.Send(first); err != nil {
+	if err := s.Send(first); err != nil {
 		chunkPool.Put(bufp)
-		return &ForwardError{Err: recvErr(stream, err)}
+		s.Close()
+		return &ForwardError{Err: err}
 	}
 
 	// The rest of the body goes up while the answer comes down: a module may
 	// answer before it has read everything (full duplex).
 	var (
 		bodyErr  error
+		bodyEOF  atomic.Bool // the whole body is read; its end frame is going up
 		bodyDone = make(chan struct{})
 	)
 	if first.End {
 		chunkPool.Put(bufp)
 		close(bodyDone)
-		_ = stream.CloseSend()
 	} else {
+		full := len(first.Body) == len(buf) // the last read filled the buffer
 		go func() {
 			defer close(bodyDone)
-			defer chunkPool.Put(bufp)
+			big := false
+			defer func() {
+				if big {
+					bigChunkPool.Put(bufp)
+				} else {
+					chunkPool.Put(bufp)
+				}
+			}()
 			for {
+				if !big && full {
+					// The body arrives faster than a chunk at a time: it
+					// goes in bigger frames. (A slow upload keeps the small
+					// buffer.)
+					chunkPool.Put(bufp)
+					bufp, big = bigChunkPool.Get().(*[]byte), true
+					buf = *bufp
+				}
 				n, rerr := body.Read(buf)
+				full = n == len(buf)
 				if n > 0 {
-					if err := stream.Send(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
-						return // the module is gone or has answered; Recv reports it
+					if err := s.Send(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
+						// The module is gone or has answered; Recv reports it.
+						discardRest(body, buf, rerr)
+						return
 					}
 				}
 				if rerr == io.EOF {
-					_ = stream.Send(&modulev1.HTTPRequestFrame{End: true})
-					_ = stream.CloseSend()
+					bodyEOF.Store(true)
+					_ = s.Send(&modulev1.HTTPRequestFrame{End: true})
 					return
 				}
 				if rerr != nil {
 					bodyErr = rerr
-					cancel()
+					s.Close() // cancels the handler
 					return
 				}
 			}
@@ -110,11 +197,12 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 
 	started := false
 	flusher, _ := w.(http.Flusher)
+	arr, _ := s.(arriver)
 	// stopBody ends the upload once the module no longer wants it: the
 	// answer is flushed first, then a blocked read of the client's body is
 	// cut short (a slow or endless upload must not hold the answer back).
 	stopBody := func() {
-		cancel()
+		s.Close()
 		select {
 		case <-bodyDone:
 			return
@@ -123,7 +211,7 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 		if flusher != nil && started {
 			flusher.Flush()
 		}
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerRead))
 		<-bodyDone
 	}
 	fail := func(err error) error {
@@ -134,7 +222,7 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 		return &ForwardError{Started: started, Err: err}
 	}
 	for {
-		frame, err := stream.Recv()
+		frame, err := s.Recv()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -147,19 +235,43 @@ func Forward(ctx context.Context, client modulev1.HTTPClient, head *modulev1.Req
 		if frame.GetEnd() {
 			break
 		}
-		if flusher != nil {
+		// Flushed unless the next frame is already arriving: the client gets
+		// every frame as soon as the module sends it, in fewer writes.
+		if flusher != nil && (arr == nil || !arr.arriving()) {
 			flusher.Flush()
 		}
 	}
-	// Drain to the trailer so the stream's resources are released cleanly,
-	// then stop any body upload the module no longer wants.
-	for {
-		if _, err := stream.Recv(); err != nil {
-			break
+	if bodyEOF.Load() {
+		// The answer is whole and the end of the upload on its way: let it
+		// go rather than cut the client's connection.
+		t := time.NewTimer(endWriteWait)
+		select {
+		case <-bodyDone:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 	stopBody()
 	return nil
+}
+
+// After an answer that did not wait for the whole upload, the rest of the
+// client's body is read and dropped, for up to lingerRead and lingerBytes:
+// closing a connection with unread bytes in it makes the kernel reset it,
+// and a reset can destroy the answer before the client reads it (net/http
+// does the same after its own handlers, up to 256 KiB).
+const (
+	lingerRead  = 50 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// discardRest reads and drops what is left of body, up to lingerBytes,
+// unless the last read (its error rerr) ended it.
+func discardRest(body io.Reader, buf []byte, rerr error) {
+	if rerr != nil {
+		return
+	}
+	_, _ = io.CopyBuffer(io.Discard, io.LimitReader(struct{ io.Reader }{body}, lingerBytes), buf)
 }
 
 // relayFrame writes one response frame to w: the module's head first when

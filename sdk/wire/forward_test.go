@@ -23,12 +23,16 @@ import (
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
 
-// transports are the two ways the core reaches a module's handler.
-var transports = []string{"grpc", "direct"}
+// transports are the ways the core reaches a module's handler.
+var transports = []string{"grpc", "direct", "conns"}
+
+// directTransports are those over the direct socket.
+var directTransports = []string{"direct", "conns"}
 
 // bridge serves h as a module over transport ("grpc": a real gRPC server
-// and HTTP.Handle streams; "direct": the direct socket) and returns an HTTP
-// server that forwards to it the way the core does.
+// and HTTP.Handle streams; "direct": the direct socket, multiplexed;
+// "conns": the direct socket, one exchange per connection) and returns an
+// HTTP server that forwards to it the way the core does.
 func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 	t.Helper()
 	var forward func(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error
@@ -47,7 +51,7 @@ func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 		forward = func(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
 			return Forward(ctx, client, head, body, w)
 		}
-	case "direct":
+	case "direct", "conns":
 		dir, err := os.MkdirTemp("", "wire")
 		require.NoError(t, err)
 		t.Cleanup(func() { os.RemoveAll(dir) })
@@ -56,7 +60,12 @@ func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 		t.Cleanup(func() { ln.Close() })
 		go func() { _ = ServeDirect(ln, h, slog.New(slog.DiscardHandler)) }()
 		client := NewDirectClient(ln.Addr().String())
+		if transport == "conns" {
+			client = NewPerConnClient(ln.Addr().String())
+		}
 		t.Cleanup(func() { client.Close() })
+		require.NoError(t, client.Warm(context.Background()))
+		require.Equal(t, transport == "direct", client.Multiplexed())
 		forward = client.Forward
 	}
 	core := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,8 +80,13 @@ func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 	return core
 }
 
-// eachTransport runs test on both transports.
+// eachTransport runs test on every transport.
 func eachTransport(t *testing.T, test func(t *testing.T, transport string)) {
+	eachOf(t, transports, test)
+}
+
+// eachOf runs test on each of transports.
+func eachOf(t *testing.T, transports []string, test func(t *testing.T, transport string)) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) { test(t, tr) })
 	}
@@ -226,19 +240,21 @@ func leaveMidStream(t *testing.T, method, url, body string, handlerDone <-chan e
 	}
 }
 
-// A client that leaves cancels the module's handler, and the connection it
-// used is not reused (it was closed).
+// A client that leaves cancels the module's handler, and the exchanges
+// after it are served (on a new connection, or on the multiplexed one).
 func TestDirectCancellation(t *testing.T) {
-	handlerDone := make(chan error, 1)
-	core := bridge(t, "direct", streamUntilCancelled(handlerDone))
-	leaveMidStream(t, http.MethodGet, core.URL+"/sse", "", handlerDone)
-	for range 3 {
-		resp, err := http.Get(core.URL + "/ping")
-		require.NoError(t, err)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		assert.Equal(t, "pong", string(body))
-	}
+	eachOf(t, directTransports, func(t *testing.T, transport string) {
+		handlerDone := make(chan error, 1)
+		core := bridge(t, transport, streamUntilCancelled(handlerDone))
+		leaveMidStream(t, http.MethodGet, core.URL+"/sse", "", handlerDone)
+		for range 3 {
+			resp, err := http.Get(core.URL + "/ping")
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "pong", string(body))
+		}
+	})
 }
 
 // A client that leaves cancels a handler that streams its answer without

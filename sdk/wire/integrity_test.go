@@ -18,7 +18,11 @@ import (
 // heads, so that the core reads them through bigFramePool) come down intact,
 // over reused connections, with a handler that reads slowly.
 func TestDirectIntegrity(t *testing.T) {
-	core := bridge(t, "direct", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	eachOf(t, directTransports, testIntegrity)
+}
+
+func testIntegrity(t *testing.T, transport string) {
+	core := bridge(t, transport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		buf := make([]byte, 1+rand.Intn(70000))
 		for {

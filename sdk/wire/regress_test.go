@@ -47,7 +47,7 @@ func TestDirectModuleThatStopsReading(t *testing.T) {
 			_, _ = c.Write(append(hdr, raw...))
 			// never reads
 		}()
-		d := NewDirectClient(ln.Addr().String())
+		d := NewPerConnClient(ln.Addr().String()) // the fake module speaks that protocol
 		size := ChunkSize + k
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -84,8 +84,12 @@ func TestDirectModuleThatStopsReading(t *testing.T) {
 // does. (Found in review: with more than bodyBudget queued, the reader
 // dropped the end frame and the read waited for ever.)
 func TestDirectBodyReadAfterHandlerReturns(t *testing.T) {
+	eachOf(t, directTransports, testBodyReadAfterHandlerReturns)
+}
+
+func testBodyReadAfterHandlerReturns(t *testing.T, transport string) {
 	readDone := make(chan error, 1)
-	core := bridge(t, "direct", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	core := bridge(t, transport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(300 * time.Millisecond) // the core has sent the whole body by now
 		go func() {
 			time.Sleep(200 * time.Millisecond) // starts reading once the handler is done
