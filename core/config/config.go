@@ -51,6 +51,12 @@ type Config struct {
 	// DrainTimeout bounds how long a replaced or stopped module may finish its
 	// in-flight requests. CHACC_DRAIN_TIMEOUT. Default: 30s.
 	DrainTimeout time.Duration
+	// Bridge is how requests reach a module process: "mux" (its direct
+	// socket, every exchange over one multiplexed connection), "conns" (its
+	// direct socket, one exchange at a time per connection) or "grpc"
+	// (HTTP.Handle streams over the go-plugin connection). The last two are
+	// kept to compare with (make bench). CHACC_BRIDGE. Default: mux.
+	Bridge string
 	// RestartMax crashes within RestartWindow mark a module crashed.
 	// CHACC_RESTART_MAX. Default: 5.
 	RestartMax int
@@ -131,6 +137,7 @@ func load(getenv func(string) string) (Config, error) {
 		MaxUnpackedBytes:  1 << 30,
 		StartTimeout:      15 * time.Second,
 		DrainTimeout:      30 * time.Second,
+		Bridge:            or(getenv("CHACC_BRIDGE"), "mux"),
 		RestartMax:        5,
 		RestartWindow:     time.Minute,
 		RestartBackoffMin: 100 * time.Millisecond,
@@ -190,6 +197,11 @@ func load(getenv func(string) string) (Config, error) {
 	}
 	if c.Mode != "development" && c.Mode != "production" {
 		return Config{}, fmt.Errorf("CHACC_MODE: %q is neither development nor production", c.Mode)
+	}
+	switch c.Bridge {
+	case "mux", "conns", "grpc":
+	default:
+		return Config{}, fmt.Errorf("CHACC_BRIDGE: %q is not mux, conns or grpc", c.Bridge)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -23,6 +23,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "memory", c.RateLimitStorage)
 	assert.Empty(t, c.TrustedProxies)
 	assert.Equal(t, 30*time.Second, c.AuthCacheTTL)
+	assert.Equal(t, "mux", c.Bridge)
 }
 
 func TestRateAndProxies(t *testing.T) {
@@ -48,6 +49,7 @@ func TestParse(t *testing.T) {
 	c, err := load(env(map[string]string{
 		"CHACC_MAX_BODY_BYTES": "2MiB", "CHACC_MAX_UPLOAD_BYTES": "1000", "CHACC_DRAIN_TIMEOUT": "5s",
 		"CHACC_BOOTSTRAP_MODULES": " a.chacc, dist/*.chacc ,,", "CHACC_MODE": "production",
+		"CHACC_BRIDGE": "conns",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, int64(2<<20), c.MaxBodyBytes)
@@ -55,6 +57,7 @@ func TestParse(t *testing.T) {
 	assert.Equal(t, 5*time.Second, c.DrainTimeout)
 	assert.Equal(t, []string{"a.chacc", "dist/*.chacc"}, c.BootstrapModules)
 	assert.Equal(t, "production", c.Mode)
+	assert.Equal(t, "conns", c.Bridge)
 }
 
 func TestInvalid(t *testing.T) {
@@ -70,6 +73,7 @@ func TestInvalid(t *testing.T) {
 		"proxies":  {"CHACC_TRUSTED_PROXIES": "10.0.0.0/33"},
 		"ttl":      {"CHACC_AUTH_CACHE_TTL": "-1s"},
 		"admin":    {"CHACC_ADMIN_TOKEN": "short"},
+		"bridge":   {"CHACC_BRIDGE": "pipes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(env(kv))

@@ -49,6 +49,10 @@ type Config struct {
 	Configure *modulev1.ConfigureRequest
 	// Host serves this module's calls to the core.
 	Host modulev1.HostServer
+	// Bridge: "mux" or "" (the module's direct socket, multiplexed when the
+	// module serves it), "conns" (its direct socket, one exchange per
+	// connection) or "grpc" (HTTP.Handle streams only).
+	Bridge string
 	// StartTimeout bounds the whole start. Default: 15s.
 	StartTimeout time.Duration
 	// Stderr receives the process's stderr and stdout, line by line.
@@ -167,8 +171,11 @@ func (i *Instance) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configure: %w", statusMessage(err))
 	}
-	if cresp.GetHttpSocket() == creq.HttpSocket {
+	if cresp.GetHttpSocket() == creq.HttpSocket && i.cfg.Bridge != "grpc" {
 		i.direct = wire.NewDirectClient(creq.HttpSocket)
+		if i.cfg.Bridge == "conns" {
+			i.direct = wire.NewPerConnClient(creq.HttpSocket)
+		}
 		if err := i.direct.Warm(ctx); err != nil {
 			return fmt.Errorf("direct HTTP socket: %w", err)
 		}

@@ -35,10 +35,12 @@ type Config struct {
 	InstalledDir, LoadedDir, DataDir string
 	Mode                             string
 	// CoreVersion is checked against a manifest's required_chacc_version.
-	CoreVersion       string
-	Limits            archive.Limits
-	StartTimeout      time.Duration
-	DrainTimeout      time.Duration
+	CoreVersion  string
+	Limits       archive.Limits
+	StartTimeout time.Duration
+	DrainTimeout time.Duration
+	// Bridge is instance.Config.Bridge.
+	Bridge            string
 	RestartMax        int
 	RestartWindow     time.Duration
 	RestartBackoffMin time.Duration
@@ -203,7 +205,7 @@ func (m *Manager) startInstance(ctx context.Context, mod *module, rec store.Modu
 			Database: &modulev1.Database{Driver: mdb.Driver, Dsn: mdb.DSN, Schema: mdb.Schema},
 		},
 		Host:         &hostServer{m: m, name: rec.Name, manifest: man},
-		StartTimeout: m.cfg.StartTimeout,
+		StartTimeout: m.cfg.StartTimeout, Bridge: m.cfg.Bridge,
 		Stderr: func(line string) {
 			mod.stderr.add(line)
 			logLine(line)

@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		InstalledDir: cfg.InstalledDir, LoadedDir: cfg.LoadedDir, DataDir: cfg.DataDir,
 		Mode: cfg.Mode, CoreVersion: core.Version,
 		Limits:       archive.Limits{MaxUnpackedBytes: cfg.MaxUnpackedBytes},
-		StartTimeout: cfg.StartTimeout, DrainTimeout: cfg.DrainTimeout,
+		StartTimeout: cfg.StartTimeout, DrainTimeout: cfg.DrainTimeout, Bridge: cfg.Bridge,
 		RestartMax: cfg.RestartMax, RestartWindow: cfg.RestartWindow,
 		RestartBackoffMin: cfg.RestartBackoffMin, RestartBackoffMax: cfg.RestartBackoffMax,
 		Trust: archive.Trust{Keys: cfg.TrustedKeys, Required: cfg.RequireSigned},
