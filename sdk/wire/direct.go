@@ -406,10 +406,18 @@ func (d *DirectClient) put(fc *frameConn) {
 // every frame, full duplex, cancelled with ctx, one frame each way for a
 // request whose body fits in one chunk. Errors are *[ForwardError].
 func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
-	if mc, err := d.muxClient(ctx); err != nil {
-		return &ForwardError{Err: err}
-	} else if mc != nil {
-		return mc.Forward(ctx, head, body, w)
+	if n := head.GetContentLength(); n >= 0 && n <= ChunkSize {
+		// A request whose body fits in one frame goes over the multiplexed
+		// connection; a big or chunked upload keeps a connection to itself,
+		// where frames are read straight off the socket by the goroutine
+		// that relays them (on the multiplexed one each big frame is copied
+		// and handed from the reader to that goroutine: twice as slow for
+		// a 1 MiB echo, BENCHMARKS.md).
+		if mc, err := d.muxClient(ctx); err != nil {
+			return &ForwardError{Err: err}
+		} else if mc != nil {
+			return mc.Forward(ctx, head, body, w)
+		}
 	}
 	fc, err := d.get(ctx)
 	if err != nil {
