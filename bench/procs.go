@@ -273,3 +273,33 @@ func rssParts(pid int) (anon, file int64, err error) {
 	}
 	return anon, file, nil
 }
+
+// startPong runs `bench serve-pong sock` and waits until sock accepts.
+func startPong(self, sock string, env []string) (*proc, error) {
+	p := &proc{name: "pong", log: &logBuf{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(self, "serve-pong", sock)
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("serve-pong exited at start:\n%s", p.log.tail(30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("serve-pong did not listen within 10s:\n%s", p.log.tail(30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -22,6 +22,9 @@ type figure struct {
 	Chacc  *float64 `json:"chacc,omitempty"`
 	InProc *float64 `json:"inproc,omitempty"`
 	Micro  *float64 `json:"micro,omitempty"`
+	// Others are the medians of the extra contenders of (a) and (d), by
+	// key (see extraContenders).
+	Others map[string]float64 `json:"others,omitempty"`
 	// Rounds holds every round's value per contender, in run order.
 	Rounds map[string][]float64 `json:"rounds,omitempty"`
 	// Ratio is what Target is about (see RatioOf).
@@ -93,6 +96,17 @@ func printTable(w io.Writer, r *results) {
 	for _, f := range r.Figures {
 		if f.Note != "" {
 			fmt.Fprintf(w, "  %s %s: %s\n", f.ID, f.What, f.Note)
+		}
+		for _, x := range extraContenders {
+			v, ok := f.Others[x.key]
+			if !ok || f.InProc == nil {
+				continue
+			}
+			rel := fmt.Sprintf("%s of in-process", num(v / *f.InProc))
+			if f.Unit == "ms" {
+				rel = fmt.Sprintf("%s ms added", num(v-*f.InProc))
+			}
+			fmt.Fprintf(w, "  %s %s: %s: %s %s (%s)\n", f.ID, f.What, x.what, num(v), f.Unit, rel)
 		}
 	}
 	for _, n := range r.Notes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +29,10 @@ import (
 //	                                     server, no core, no module process
 //	bench serve-gateway ADDR UPSTREAM    httputil.ReverseProxy to UPSTREAM (a
 //	                                     serve-inproc: "modules as microservices")
+//	bench serve-hop ADDR DRIVER DSN SOCK serve-inproc, but every request first
+//	                                     makes a bare round trip to a serve-pong
+//	bench serve-pong SOCK                answers every 64 bytes on the Unix
+//	                                     socket SOCK with 64 bytes
 //
 // Each prints "ready" on stdout once it listens, and stops on SIGTERM.
 func serveMain(args []string) error {
@@ -35,7 +41,9 @@ func serveMain(args []string) error {
 	}
 	var h http.Handler
 	switch {
-	case args[0] == "serve-inproc" && len(args) == 4:
+	case args[0] == "serve-pong" && len(args) == 2:
+		return servePong(args[1])
+	case (args[0] == "serve-inproc" && len(args) == 4) || (args[0] == "serve-hop" && len(args) == 5):
 		st, err := helloapp.OpenStore(context.Background(), sdk.Database{Driver: args[2], DSN: args[3]})
 		if err != nil {
 			return err
@@ -45,6 +53,9 @@ func serveMain(args []string) error {
 		e.HideBanner, e.HidePort = true, true
 		e.Any("/hello/*", echo.WrapHandler(helloapp.NewAPI(inprocHost{}, st).Handler()))
 		h = e
+		if args[0] == "serve-hop" {
+			h = hopFirst(args[4], h)
+		}
 	case args[0] == "serve-gateway" && len(args) == 3:
 		u, err := url.Parse(args[2])
 		if err != nil {
@@ -103,4 +114,86 @@ func (inprocHost) Publish(context.Context, string, any) (string, error) {
 }
 func (inprocHost) Call(context.Context, string, string, string, http.Header, []byte) (*sdk.CallResponse, error) {
 	return nil, sdk.ErrUnavailable
+}
+
+// The floor of any module bridge that crosses a process boundary per
+// request: serve-hop is the in-process server plus, for every request, one
+// bare round trip (64 bytes each way) over a pooled Unix socket connection
+// to serve-pong, which does nothing but answer. No framing, no protobuf, no
+// hand-off to a handler goroutine on the far side: what is left is the
+// kernel's part of crossing to another process and back (two writes, two
+// reads, the wake-ups). The gap between it and in-process is what no
+// one-exchange-per-connection bridge can beat on the machine.
+
+const hopBytes = 64
+
+func servePong(sock string) error {
+	_ = os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); _ = ln.Close() }()
+	fmt.Println("ready")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		go func() {
+			defer c.Close()
+			var b [hopBytes]byte
+			for {
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(b[:]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// hopFirst makes a round trip to serve-pong at sock before every request.
+func hopFirst(sock string, next http.Handler) http.Handler {
+	var (
+		mu   sync.Mutex
+		idle []net.Conn
+	)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		var c net.Conn
+		if n := len(idle); n > 0 {
+			c, idle = idle[n-1], idle[:n-1]
+		}
+		mu.Unlock()
+		if c == nil {
+			var err error
+			if c, err = net.Dial("unix", sock); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+		var b [hopBytes]byte
+		if _, err := c.Write(b[:]); err != nil {
+			c.Close()
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			c.Close()
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		mu.Lock()
+		idle = append(idle, c)
+		mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
 }

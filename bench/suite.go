@@ -75,6 +75,9 @@ type stack struct {
 	core   *proc  // chacc serve, hello installed
 	inproc *proc  // the hello handler in-process
 	micro  *proc  // ReverseProxy to inproc
+	// More contenders for (a) and (d), on the SQLite stack: the core with
+	// the bridges it no longer uses by default, and the floor.
+	extra []contender
 }
 
 func (s *stack) contenders() []contender {
@@ -82,8 +85,15 @@ func (s *stack) contenders() []contender {
 }
 
 type contender struct {
-	key  string // "chacc", "inproc" or "micro"
+	key  string // "chacc", "inproc", "micro", or one of extraContenders
 	base string
+}
+
+// extraContenders are the keys of stack.extra, and what each is.
+var extraContenders = []struct{ key, what string }{
+	{"conns", "chacc, CHACC_BRIDGE=conns (one exchange per connection)"},
+	{"grpc", "chacc, CHACC_BRIDGE=grpc (go-plugin gRPC streams)"},
+	{"hop", "floor: in-process + one bare 64-byte round trip to another process per request"},
 }
 
 type suite struct {
@@ -195,7 +205,7 @@ func (s *suite) runAll() error {
 	}
 	if s.cfg.want("a") {
 		s.logf("(a) GET /hello/ping, %d connections", s.cfg.conns)
-		a, err := s.throughput("a", "GET /hello/ping", lite, ping)
+		a, err := s.throughputOf("a", "GET /hello/ping", append(lite.contenders(), lite.extra...), ping)
 		if err != nil {
 			return err
 		}
@@ -295,6 +305,11 @@ func (s *suite) startStack(db, dbURL string) (*stack, error) {
 		return nil, err
 	}
 	s.procs = append(s.procs, st.micro)
+	if db == "sqlite" && (s.cfg.want("a") || s.cfg.want("d")) {
+		if err := s.startExtra(st, base, driver, dsn, env); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range []*proc{st.core, st.inproc} {
 		if err := seedItems(p.url, s.cfg.items); err != nil {
 			return nil, err
@@ -345,7 +360,11 @@ func (s *suite) compare(cs []contender, measure func(c contender) (float64, erro
 }
 
 func (s *suite) throughput(id, what string, st *stack, paths []string) (figure, error) {
-	rounds, err := s.compare(st.contenders(), func(c contender) (float64, error) {
+	return s.throughputOf(id, what, st.contenders(), paths)
+}
+
+func (s *suite) throughputOf(id, what string, cs []contender, paths []string) (figure, error) {
+	rounds, err := s.compare(cs, func(c contender) (float64, error) {
 		return closedLoop(c.base, paths, s.cfg.conns, s.cfg.warmup, s.cfg.measure)
 	})
 	if err != nil {
@@ -364,6 +383,14 @@ func medians(f figure, rounds map[string][]float64) figure {
 	}
 	if v, ok := rounds["micro"]; ok {
 		f.Micro = ptr(median(v))
+	}
+	for _, x := range extraContenders {
+		if v, ok := rounds[x.key]; ok {
+			if f.Others == nil {
+				f.Others = map[string]float64{}
+			}
+			f.Others[x.key] = median(v)
+		}
 	}
 	return f
 }
@@ -385,7 +412,7 @@ func diff(a, b *float64) *float64 {
 // latency is (d): p50 and p99 at a constant moderate rate.
 func (s *suite) latency(st *stack, paths []string) error {
 	p99 := map[string][]float64{}
-	p50, err := s.compare(st.contenders(), func(c contender) (float64, error) {
+	p50, err := s.compare(append(st.contenders(), st.extra...), func(c contender) (float64, error) {
 		l, err := openLoop(c.base, paths, s.cfg.rate, s.cfg.openWarmup, s.cfg.openMeasure)
 		p99[c.key] = append(p99[c.key], l.P99)
 		return l.P50, err
@@ -669,5 +696,40 @@ func (s *suite) authCost() error {
 	s.add(figure{ID: "j", What: "GET /hello/whoami with a JWT, " + strconv.Itoa(s.cfg.conns) + " conns", Unit: "req/s",
 		Chacc: who, Rounds: rounds, Ratio: ratio(who, ping), RatioOf: "whoami+JWT ÷ ping",
 		Note: "GET /hello/ping without a credential on the same core: " + num(*ping) + " req/s"})
+	return nil
+}
+
+// startExtra starts the extra contenders of (a) and (d): a core for each
+// bridge but the default one, with hello installed, and the floor (serve-hop
+// and its serve-pong).
+func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) error {
+	for _, bridge := range []string{"conns", "grpc"} {
+		p, err := startCore("core-"+bridge, s.art.chacc, filepath.Join(base, "core-"+bridge), "", "CHACC_BRIDGE="+bridge)
+		if err != nil {
+			return err
+		}
+		s.procs = append(s.procs, p)
+		if err := install(p.url, s.archive); err != nil {
+			return fmt.Errorf("%w\n%s", err, p.log.tail(30))
+		}
+		st.extra = append(st.extra, contender{bridge, p.url})
+	}
+	sock := filepath.Join(base, "pong.sock")
+	pong, err := startPong(s.self, sock, env)
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, pong)
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	hopDSN := strings.Replace(dsn, "hello.db", "hop.db", 1)
+	hop, err := startProc("hop", s.self, []string{"serve-hop", addr, driver, hopDSN, sock}, env, addr, "/hello/ping")
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, hop)
+	st.extra = append(st.extra, contender{"hop", hop.url})
 	return nil
 }
