@@ -423,173 +423,79 @@ func (d *DirectClient) Forward(ctx context.Context, head *modulev1.RequestHead, 
 	if err != nil {
 		return &ForwardError{Err: err}
 	}
+	cs := &connStream{d: d, fc: fc, ctx: ctx}
 	// Closing the connection is how a cancelled client cancels the module's
-	// handler; it also unblocks this goroutine's reads and writes.
-	var cancelled atomic.Bool
-	stopWatch := context.AfterFunc(ctx, func() {
-		cancelled.Store(true)
+	// handler; it also unblocks this exchange's reads and writes.
+	cs.stopWatch = context.AfterFunc(ctx, func() {
+		cs.cancelled.Store(true)
 		_ = fc.c.Close()
 	})
-	reusable := false
-	defer func() {
-		if stopWatch() && reusable {
-			fc.release() // an idle connection holds no pooled buffer
-			d.put(fc)
-		} else {
-			_ = fc.c.Close()
-		}
-	}()
-	ctxErr := func(err error) error {
-		if cancelled.Load() {
-			return ctx.Err()
-		}
-		return err
-	}
+	return forwardOver(cs, head, body, w)
+}
 
-	bufp := chunkPool.Get().(*[]byte)
-	buf := *bufp
-	first := &modulev1.HTTPRequestFrame{Head: head, End: true}
-	if body != nil && head.GetContentLength() != 0 {
-		n, rerr := body.Read(buf)
-		first.Body = buf[:n]
-		switch {
-		case rerr == io.EOF:
-		case rerr != nil:
-			chunkPool.Put(bufp)
-			return &ForwardError{Body: true, Err: rerr}
-		case int64(n) == head.GetContentLength():
-		default:
-			first.End = false
-		}
-	}
-	if err := fc.writeFrame(first); err != nil {
-		chunkPool.Put(bufp)
-		return &ForwardError{Err: ctxErr(err)}
-	}
+// connStream is one exchange on a connection of its own (an
+// exchangeStream). The connection goes back to the pool only after an
+// exchange that ended cleanly both ways: the last response frame received
+// and the whole request body sent; anything else closes it.
+type connStream struct {
+	d         *DirectClient
+	fc        *frameConn
+	ctx       context.Context
+	stopWatch func() bool
+	cancelled atomic.Bool
+	ended     atomic.Bool // the last response frame arrived
+	endSent   atomic.Bool // the request frame with End is written
+	closeOnce sync.Once
+	frame     modulev1.HTTPResponseFrame
+}
 
-	// The rest of the body goes up while the answer comes down: a module may
-	// answer before it has read everything (full duplex).
-	var (
-		bodyErr  error
-		bodySent bool
-		bodyEOF  atomic.Bool // the whole body is read; its end frame is going up
-		bodyDone = make(chan struct{})
-	)
-	if first.End {
-		chunkPool.Put(bufp)
-		bodySent = true
-		close(bodyDone)
-	} else {
-		full := len(first.Body) == len(buf) // the last read filled the buffer
-		go func() {
-			defer close(bodyDone)
-			big := false
-			defer func() {
-				if big {
-					bigChunkPool.Put(bufp)
-				} else {
-					chunkPool.Put(bufp)
-				}
-			}()
-			for {
-				if !big && full {
-					// The body arrives faster than a chunk at a time: it
-					// goes in bigger frames. (A slow upload keeps the small
-					// buffer.)
-					chunkPool.Put(bufp)
-					bufp, big = bigChunkPool.Get().(*[]byte), true
-					buf = *bufp
-				}
-				n, rerr := body.Read(buf)
-				full = n == len(buf)
-				if n > 0 {
-					if err := fc.writeFrame(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
-						// The module is gone or has answered; the reader
-						// reports it.
-						discardRest(body, buf, rerr)
-						return
-					}
-				}
-				if rerr == io.EOF {
-					bodyEOF.Store(true)
-					bodySent = fc.writeFrame(&modulev1.HTTPRequestFrame{End: true}) == nil
-					return
-				}
-				if rerr != nil {
-					bodyErr = rerr
-					_ = fc.c.Close() // cancels the handler
-					return
-				}
-			}
-		}()
+// err prefers the context's error when the exchange was cancelled (the
+// connection was closed under it).
+func (cs *connStream) err(err error) error {
+	if cs.cancelled.Load() {
+		return cs.ctx.Err()
 	}
+	return err
+}
 
-	started := false
-	flusher, _ := w.(http.Flusher)
-	// stopBody ends the upload once the module no longer wants it: the
-	// answer is flushed first, then a blocked read of the client's body is
-	// cut short and the connection closed under a blocked write.
-	stopBody := func() {
-		select {
-		case <-bodyDone:
-			return
-		default:
-		}
-		if flusher != nil && started {
-			flusher.Flush()
-		}
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerRead))
-		_ = fc.c.Close()
-		<-bodyDone
+// Send writes a request frame; only one goroutine sends at a time (the
+// first frame, then the body's).
+func (cs *connStream) Send(f *modulev1.HTTPRequestFrame) error {
+	if err := cs.fc.writeFrame(f); err != nil {
+		return cs.err(err)
 	}
-	fail := func(err error) error {
-		stopBody()
-		if bodyErr != nil {
-			return &ForwardError{Started: started, Body: true, Err: bodyErr}
-		}
-		return &ForwardError{Started: started, Err: ctxErr(err)}
+	if f.GetEnd() {
+		cs.endSent.Store(true)
 	}
-	var frame modulev1.HTTPResponseFrame
-	for {
-		if err := fc.readResponse(&frame); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fail(err)
-		}
-		var err error
-		if started, err = relayFrame(w, &frame, started, bodyDone); err != nil {
-			return fail(err)
-		}
-		if frame.GetEnd() {
-			break
-		}
-		// Flushed unless the next frame is already arriving: the client gets
-		// every frame as soon as the module sends it, in fewer writes.
-		if flusher != nil && !fc.arriving() {
-			flusher.Flush()
-		}
-	}
-	select {
-	case <-bodyDone:
-		reusable = bodySent
-	default:
-		if bodyEOF.Load() {
-			// The answer is whole and the end of the upload on its way: an
-			// SDK module's reader drains what its handler left, so the write
-			// ends at once and the connection can be reused. A module that
-			// stopped reading gets the connection closed instead.
-			t := time.NewTimer(endWriteWait)
-			select {
-			case <-bodyDone:
-				reusable = bodySent
-			case <-t.C:
-			}
-			t.Stop()
-		}
-	}
-	stopBody()
 	return nil
+}
+
+// Recv reads the next response frame; its body is valid until the next
+// Recv (see readResponse).
+func (cs *connStream) Recv() (*modulev1.HTTPResponseFrame, error) {
+	if err := cs.fc.readResponse(&cs.frame); err != nil {
+		return nil, cs.err(err)
+	}
+	if cs.frame.GetEnd() {
+		cs.ended.Store(true)
+	}
+	return &cs.frame, nil
+}
+
+// arriving tells whether the next response frame is already buffered.
+func (cs *connStream) arriving() bool { return cs.fc.arriving() }
+
+// Close puts the connection back after a clean exchange, else closes it
+// (which cancels the module's handler and unblocks a Send).
+func (cs *connStream) Close() {
+	cs.closeOnce.Do(func() {
+		if cs.stopWatch() && cs.ended.Load() && cs.endSent.Load() {
+			cs.fc.release() // an idle connection holds no pooled buffer
+			cs.d.put(cs.fc)
+			return
+		}
+		_ = cs.fc.c.Close()
+	})
 }
 
 // endWriteWait is how long an answered exchange waits for the end of its
