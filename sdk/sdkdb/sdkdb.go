@@ -16,9 +16,13 @@
 package sdkdb
 
 import (
+	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
 
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -103,6 +107,42 @@ func Open(d sdk.Database) (*gorm.DB, error) {
 		sqlDB.SetConnMaxIdleTime(postgresIdleTime)
 	}
 	return db, nil
+}
+
+// Migrate brings the namespace's schema up to date with migrations
+// (gormigrate, recorded in the table "migrations"), in one transaction that
+// holds the namespace's migration lock, so that two processes starting at
+// once on one database (two cores, or an upgrade beside the old version) do
+// not both apply them: on Postgres an advisory lock on the schema, on SQLite
+// the write lock its immediate transactions take. A failed migration leaves
+// nothing half-done.
+func Migrate(ctx context.Context, db *gorm.DB, d sdk.Database, migrations []*gormigrate.Migration) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.Driver == DriverPostgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrationLockKey(d.Schema)).Error; err != nil {
+				return fmt.Errorf("migration lock: %w", err)
+			}
+		}
+		opts := *gormigrate.DefaultOptions
+		opts.UseTransaction = false // already in one
+		return gormigrate.New(tx, &opts, migrations).Migrate()
+	})
+}
+
+// migrationLockKey is the advisory lock id of a module's schema.
+func migrationLockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("chacc-module-migrate:" + schema))
+	return int64(h.Sum64())
+}
+
+// Ping checks that the database answers (a module's health check).
+func Ping(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
 }
 
 // Close closes every connection of db's pool.

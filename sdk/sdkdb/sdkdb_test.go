@@ -1,9 +1,15 @@
 package sdkdb_test
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,4 +71,61 @@ func TestOpenUnknownDriver(t *testing.T) {
 			assert.ErrorContains(t, err, "unsupported database driver")
 		})
 	}
+}
+
+// Processes that start at once on one namespace (two cores starting the same
+// module) each run Migrate: every one succeeds and each migration is applied
+// once; a failing migration leaves nothing behind.
+func TestMigrateConcurrently(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "mod.db")
+		testMigrate(t, sdk.Database{Driver: "sqlite", DSN: path +
+			"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate&_time_format=sqlite"})
+	})
+	t.Run("postgres", func(t *testing.T) { testMigrate(t, *sdktest.Postgres(t)) })
+}
+
+func testMigrate(t *testing.T, d sdk.Database) {
+	var applied atomic.Int32
+	migrations := []*gormigrate.Migration{{
+		ID: "0001_notes",
+		Migrate: func(tx *gorm.DB) error {
+			applied.Add(1)
+			return tx.Migrator().CreateTable(&note{})
+		},
+	}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := sdkdb.Open(d)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer sdkdb.Close(db)
+			errs <- sdkdb.Migrate(context.Background(), db, d, migrations)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	assert.Equal(t, int32(1), applied.Load())
+
+	db, err := sdkdb.Open(d)
+	require.NoError(t, err)
+	defer sdkdb.Close(db)
+	require.NoError(t, sdkdb.Ping(context.Background(), db))
+	broken := append(migrations, &gormigrate.Migration{ID: "0002_broken", Migrate: func(tx *gorm.DB) error {
+		if err := tx.Exec("CREATE TABLE half (id integer)").Error; err != nil {
+			return err
+		}
+		return errors.New("broken")
+	}})
+	assert.ErrorContains(t, sdkdb.Migrate(context.Background(), db, d, broken), "broken")
+	assert.False(t, db.Migrator().HasTable("half"), "a failed migration left its table")
 }

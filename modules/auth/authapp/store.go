@@ -3,7 +3,6 @@ package authapp
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
@@ -181,46 +180,15 @@ func openStore(ctx context.Context, d sdk.Database) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, db, d); err != nil {
+	if err := sdkdb.Migrate(ctx, db, d, migrations); err != nil {
 		sdkdb.Close(db)
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	return &store{db: db}, nil
 }
 
-// migrate runs the migrations in one transaction that holds the namespace's
-// migration lock, so that two processes starting at once on one database
-// (two cores, or an upgrade beside the old version) do not both create the
-// tables: on Postgres an advisory lock, on SQLite the write lock its
-// immediate transactions take.
-func migrate(ctx context.Context, db *gorm.DB, d sdk.Database) error {
-	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if d.Driver == sdkdb.DriverPostgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrationLockKey(d.Schema)).Error; err != nil {
-				return fmt.Errorf("migration lock: %w", err)
-			}
-		}
-		opts := *gormigrate.DefaultOptions
-		opts.UseTransaction = false // already in one
-		return gormigrate.New(tx, &opts, migrations).Migrate()
-	})
-}
-
-// migrationLockKey is the advisory lock id of the module's schema.
-func migrationLockKey(schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("chacc-auth-migrate:" + schema))
-	return int64(h.Sum64())
-}
-
 // Ping checks that the database answers.
-func (s *store) Ping(ctx context.Context) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
-}
+func (s *store) Ping(ctx context.Context) error { return sdkdb.Ping(ctx, s.db) }
 
 // Close releases the database connections.
 func (s *store) Close() error { return sdkdb.Close(s.db) }

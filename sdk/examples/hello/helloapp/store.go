@@ -84,9 +84,7 @@ func OpenStore(ctx context.Context, d sdk.Database) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := *gormigrate.DefaultOptions
-	opts.UseTransaction = true // a failed migration leaves nothing half-done
-	if err := gormigrate.New(db.WithContext(ctx), &opts, migrations).Migrate(); err != nil {
+	if err := sdkdb.Migrate(ctx, db, d, migrations); err != nil {
 		sdkdb.Close(db)
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -127,13 +125,7 @@ func (s *Store) Item(ctx context.Context, id int64) (Item, error) {
 }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
-}
+func (s *Store) Ping(ctx context.Context) error { return sdkdb.Ping(ctx, s.db) }
 
 // Close releases the database connections.
 func (s *Store) Close() error { return sdkdb.Close(s.db) }
