@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/chacc/chacc/sdk/wire"
 )
 
 // OpenAPIGeneratedKey marks a document written by [OpenAPIFragment] rather
@@ -31,10 +33,10 @@ func OpenAPIFragment(title, version string, routes []Route) []byte {
 	byShape := map[string]string{}
 	for _, r := range routes {
 		tmpl, params := openAPIPath(r.Path)
-		shape := pathShape(tmpl)
+		shape := wire.TemplateWith(tmpl, "{}")
 		if first, ok := byShape[shape]; ok && first != tmpl {
 			tmpl = first
-			_, params = templateParams(first)
+			params = wire.TemplateParams(first)
 		} else {
 			byShape[shape] = tmpl
 		}
@@ -158,28 +160,6 @@ func openAPIPath(pattern string) (string, []string) {
 		}
 	}
 	return strings.Join(segs, "/"), params
-}
-
-// templateParams returns the parameter names of an OpenAPI path template.
-func templateParams(tmpl string) (string, []string) {
-	var params []string
-	for _, s := range strings.Split(tmpl, "/") {
-		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-			params = append(params, s[1:len(s)-1])
-		}
-	}
-	return tmpl, params
-}
-
-// pathShape is a template with its parameter names erased.
-func pathShape(tmpl string) string {
-	segs := strings.Split(tmpl, "/")
-	for i, s := range segs {
-		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-			segs[i] = "{}"
-		}
-	}
-	return strings.Join(segs, "/")
 }
 
 // openAPI is the fragment Describe serves: the author's, or one generated

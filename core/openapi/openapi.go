@@ -276,13 +276,8 @@ func newMatcher(rs []*modulev1.Route) matcher {
 // route returns the declared route that serves method on the path template,
 // nil when none does.
 func (m matcher) route(method, tmpl string) *modulev1.Route {
-	segs := strings.Split(tmpl, "/")
-	for i, s := range segs {
-		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-			segs[i] = "\x00" // matches a parameter, never a literal
-		}
-	}
-	i, _ := wire.BestMatch(m.patterns, strings.ToUpper(method), strings.Join(segs, "/"))
+	// "\x00" matches a parameter, never a literal.
+	i, _ := wire.BestMatch(m.patterns, strings.ToUpper(method), wire.TemplateWith(tmpl, "\x00"))
 	if i < 0 {
 		return nil
 	}
@@ -301,29 +296,12 @@ func isMethod(k string) bool {
 }
 
 // pathShape is a template with its parameter names erased.
-func pathShape(tmpl string) string {
-	segs := strings.Split(tmpl, "/")
-	for i, s := range segs {
-		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-			segs[i] = "{}"
-		}
-	}
-	return strings.Join(segs, "/")
-}
+func pathShape(tmpl string) string { return wire.TemplateWith(tmpl, "{}") }
 
 // renameParams gives op's path parameters the names of template to, in
 // order, where it has the names of from.
 func renameParams(op doc, from, to string) doc {
-	names := func(t string) []string {
-		var out []string
-		for _, s := range strings.Split(t, "/") {
-			if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-				out = append(out, s[1:len(s)-1])
-			}
-		}
-		return out
-	}
-	f, t := names(from), names(to)
+	f, t := wire.TemplateParams(from), wire.TemplateParams(to)
 	ren := map[string]string{}
 	for i := range min(len(f), len(t)) {
 		ren[f[i]] = t[i]

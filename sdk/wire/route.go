@@ -106,3 +106,34 @@ func greater(a, b [4]int) bool {
 	}
 	return false
 }
+
+// isTemplateParam tells whether seg of an OpenAPI path template is a
+// parameter ("{id}").
+func isTemplateParam(seg string) bool {
+	return len(seg) >= 2 && seg[0] == '{' && seg[len(seg)-1] == '}'
+}
+
+// TemplateParams returns the parameter names of an OpenAPI path template,
+// in order: "/items/{id}/tags/{tag}" gives id and tag.
+func TemplateParams(tmpl string) []string {
+	var params []string
+	for _, s := range strings.Split(tmpl, "/") {
+		if isTemplateParam(s) {
+			params = append(params, s[1:len(s)-1])
+		}
+	}
+	return params
+}
+
+// TemplateWith is an OpenAPI path template with every parameter segment
+// replaced by seg. With "{}" it is the template's shape, which templates
+// that differ only in parameter names share.
+func TemplateWith(tmpl, seg string) string {
+	segs := strings.Split(tmpl, "/")
+	for i, s := range segs {
+		if isTemplateParam(s) {
+			segs[i] = seg
+		}
+	}
+	return strings.Join(segs, "/")
+}

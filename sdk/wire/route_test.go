@@ -65,3 +65,11 @@ func TestBestMatchPrefersTheMostSpecific(t *testing.T) {
 		})
 	}
 }
+
+func TestTemplateHelpers(t *testing.T) {
+	tmpl := "/items/{id}/tags/{tag}/{}/x{y}"
+	assert.Equal(t, []string{"id", "tag", ""}, TemplateParams(tmpl))
+	assert.Equal(t, "/items/{}/tags/{}/{}/x{y}", TemplateWith(tmpl, "{}"))
+	assert.Equal(t, "/plain", TemplateWith("/plain", "{}"))
+	assert.Empty(t, TemplateParams("/plain"))
+}
