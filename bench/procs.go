@@ -64,7 +64,36 @@ func freeAddr() (string, error) {
 // startProc runs name with args and env, then waits until GET url+probe
 // answers (any status below 500).
 func startProc(name, exe string, args, env []string, addr, probe string) (*proc, error) {
-	p := &proc{name: name, url: "http://" + addr, log: &logBuf{}, exited: make(chan struct{})}
+	url := "http://" + addr
+	p, err := startUntil(name, exe, args, env, 30*time.Second, func() bool {
+		resp, err := http.Get(url + probe)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode < 500
+	})
+	if p != nil {
+		p.url = url
+	}
+	return p, err
+}
+
+// startPong runs `bench serve-pong sock` and waits until sock accepts.
+func startPong(self, sock string, env []string) (*proc, error) {
+	return startUntil("pong", self, []string{"serve-pong", sock}, env, 10*time.Second, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// startUntil runs name with args and env, and polls ready until it holds,
+// for up to timeout.
+func startUntil(name, exe string, args, env []string, timeout time.Duration, ready func() bool) (*proc, error) {
+	p := &proc{name: name, log: &logBuf{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(exe, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -73,22 +102,19 @@ func startProc(name, exe string, args, env []string, addr, probe string) (*proc,
 		return nil, err
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-p.exited:
 			return nil, fmt.Errorf("%s exited at start:\n%s", name, p.log.tail(30))
 		default:
 		}
-		if resp, err := http.Get(p.url + probe); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return p, nil
-			}
+		if ready() {
+			return p, nil
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("%s did not answer within 30s:\n%s", name, p.log.tail(30))
+			return nil, fmt.Errorf("%s was not ready within %v:\n%s", name, timeout, p.log.tail(30))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -272,34 +298,4 @@ func rssParts(pid int) (anon, file int64, err error) {
 		}
 	}
 	return anon, file, nil
-}
-
-// startPong runs `bench serve-pong sock` and waits until sock accepts.
-func startPong(self, sock string, env []string) (*proc, error) {
-	p := &proc{name: "pong", log: &logBuf{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(self, "serve-pong", sock)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return p, nil
-		}
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("serve-pong exited at start:\n%s", p.log.tail(30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("serve-pong did not listen within 10s:\n%s", p.log.tail(30))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
