@@ -265,9 +265,8 @@ func (fc *frameConn) encodeSplit(m proto.Message) (head, body []byte, err error)
 // time per connection, keeping idle connections for the next ones. It is
 // safe for concurrent use.
 type DirectClient struct {
-	path    string
-	dialer  net.Dialer
-	perConn bool
+	path   string
+	dialer net.Dialer
 
 	dialMu sync.Mutex // one dial of a multiplexed connection at a time
 	mu     sync.Mutex
@@ -287,7 +286,7 @@ func NewDirectClient(path string) *DirectClient {
 // connection, as with a module that does not serve multiplexed ones (to
 // compare the two).
 func NewPerConnClient(path string) *DirectClient {
-	return &DirectClient{path: path, perConn: true, noMux: true}
+	return &DirectClient{path: path, noMux: true}
 }
 
 // Warm connects ahead of the first request.
@@ -526,7 +525,7 @@ func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 	if b, err := fc.br.Peek(4); err == nil && string(b) == muxMagic[:4] {
 		if b, err := fc.br.Peek(len(muxMagic)); err == nil && string(b) == muxMagic {
 			_, _ = fc.br.Discard(len(muxMagic))
-			serveMux(c, fc.br, h, log)
+			serveMux(fc, h, log)
 		}
 		return
 	}

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -35,8 +34,9 @@ import (
 //     the core the goroutine serving the client, on the module the handler
 //     (whose goroutine the first frame starts).
 //
-// A frame is a 9-byte header (payload length, stream id, kind, big-endian)
-// and the payload: an HTTPRequestFrame or HTTPResponseFrame, exactly those
+// A frame is a frame of the per-connection protocol (a 4-byte big-endian
+// length and the bytes) whose bytes are a 5-byte header (stream id,
+// big-endian, and kind) and the payload: an HTTPRequestFrame or HTTPResponseFrame, exactly those
 // of the other transports, for muxData; nothing for muxCancel (the core
 // cancels the handler: the client left) and muxAbort (the module's answer
 // broke off); a 4-byte count for muxWindow.
@@ -53,7 +53,7 @@ import (
 
 const (
 	muxMagic     = "\xff\xffCHMUX1" // 8 bytes
-	muxHeaderLen = 9
+	muxHeaderLen = 4 + 5            // length, stream id and kind
 
 	muxData   byte = 0
 	muxCancel byte = 1
@@ -82,9 +82,7 @@ const (
 // goroutine reads.
 type muxConn struct {
 	c  net.Conn
-	br *bufio.Reader
-
-	held int // bytes of br the last frame's payload still uses
+	fc *frameConn // the reading side
 
 	mu      sync.Mutex
 	out     []byte // frames waiting to be written
@@ -93,12 +91,7 @@ type muxConn struct {
 	err     error
 }
 
-func newMuxConn(c net.Conn, br *bufio.Reader) *muxConn {
-	if br == nil {
-		br = bufio.NewReaderSize(c, 64<<10)
-	}
-	return &muxConn{c: c, br: br}
-}
+func newMuxConn(fc *frameConn) *muxConn { return &muxConn{c: fc.c, fc: fc} }
 
 // send queues one frame, msg (nil for none) or the 4 bytes of n as its
 // payload, and writes it unless another goroutine is writing, which then
@@ -120,15 +113,15 @@ func (m *muxConn) send(id uint32, kind byte, msg proto.Message, n uint32) (int, 
 		b = binary.BigEndian.AppendUint32(b, n)
 	}
 	size := len(b) - start - muxHeaderLen
-	if err == nil && size > maxFrameBytes {
-		err = fmt.Errorf("wire: frame of %d bytes is over the limit of %d", size, maxFrameBytes)
+	if err == nil && size+5 > maxFrameBytes {
+		err = fmt.Errorf("wire: frame of %d bytes is over the limit of %d", size+5, maxFrameBytes)
 	}
 	if err != nil {
 		m.out = b[:start]
 		m.mu.Unlock()
 		return 0, err
 	}
-	binary.BigEndian.PutUint32(b[start:], uint32(size))
+	binary.BigEndian.PutUint32(b[start:], uint32(size+5))
 	m.out = b
 	if m.writing {
 		m.mu.Unlock()
@@ -167,35 +160,14 @@ func (m *muxConn) send(id uint32, kind byte, msg proto.Message, n uint32) (int, 
 
 // readFrame returns the next frame. payload is valid until the next call.
 func (m *muxConn) readFrame() (id uint32, kind byte, payload []byte, err error) {
-	if m.held > 0 {
-		_, _ = m.br.Discard(m.held)
-		m.held = 0
-	}
-	hdr, err := m.br.Peek(muxHeaderLen)
+	b, err := m.fc.nextFrame()
 	if err != nil {
-		if err == io.EOF && len(hdr) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
 		return 0, 0, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr))
-	id, kind = binary.BigEndian.Uint32(hdr[4:]), hdr[8]
-	if n > maxFrameBytes {
-		return 0, 0, nil, fmt.Errorf("wire: frame of %d bytes is over the limit of %d", n, maxFrameBytes)
+	if len(b) < 5 {
+		return 0, 0, nil, errors.New("wire: bad frame")
 	}
-	_, _ = m.br.Discard(muxHeaderLen)
-	if n <= m.br.Size() {
-		if payload, err = m.br.Peek(n); err != nil {
-			return 0, 0, nil, unexpected(err)
-		}
-		m.held = n
-		return id, kind, payload, nil
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(m.br, payload); err != nil {
-		return 0, 0, nil, unexpected(err)
-	}
-	return id, kind, payload, nil
+	return binary.BigEndian.Uint32(b), b[4], b[5:], nil
 }
 
 // windowCredit reads a muxWindow payload.
@@ -289,7 +261,7 @@ func dialMux(ctx context.Context, dialer *net.Dialer, path string) (*muxClient, 
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	mc := &muxClient{conn: newMuxConn(c, nil), streams: make(map[uint32]*muxStream)}
+	mc := &muxClient{conn: newMuxConn(newFrameConn(c)), streams: make(map[uint32]*muxStream)}
 	go mc.readLoop()
 	return mc, nil
 }
@@ -519,8 +491,8 @@ func (st *muxStream) arriving() bool {
 
 // serveMux serves a multiplexed connection whose magic fc has read: every
 // exchange's handler runs in a goroutine of its own.
-func serveMux(c net.Conn, br *bufio.Reader, h http.Handler, log *slog.Logger) {
-	ms := &muxServer{conn: newMuxConn(c, br), exchanges: make(map[uint32]*exchange)}
+func serveMux(fc *frameConn, h http.Handler, log *slog.Logger) {
+	ms := &muxServer{conn: newMuxConn(fc), exchanges: make(map[uint32]*exchange)}
 	defer func() {
 		ms.mu.Lock()
 		xs := ms.exchanges
@@ -530,7 +502,7 @@ func serveMux(c net.Conn, br *bufio.Reader, h http.Handler, log *slog.Logger) {
 			x.connGone(io.ErrUnexpectedEOF)
 		}
 	}()
-	if _, err := io.WriteString(c, muxMagic); err != nil {
+	if _, err := io.WriteString(fc.c, muxMagic); err != nil {
 		return
 	}
 	for {
