@@ -76,7 +76,8 @@ type stack struct {
 	inproc *proc  // the hello handler in-process
 	micro  *proc  // ReverseProxy to inproc
 	// More contenders for (a) and (d), on the SQLite stack: the core with
-	// the bridges it no longer uses by default, and the floor.
+	// the bridges it no longer uses by default and with Go's default
+	// GOMAXPROCS, the in-process server on half the CPUs, and the floor.
 	extra []contender
 }
 
@@ -93,7 +94,9 @@ type contender struct {
 var extraContenders = []struct{ key, what string }{
 	{"conns", "chacc, CHACC_BRIDGE=conns (one exchange per connection)"},
 	{"grpc", "chacc, CHACC_BRIDGE=grpc (go-plugin gRPC streams)"},
-	{"hop", "floor: in-process + one bare 64-byte round trip to another process per request"},
+	{"allcpus", "chacc, CHACC_GOMAXPROCS=0 CHACC_MODULE_GOMAXPROCS=0 (core and module each on every CPU, Go's default)"},
+	{"inprochalf", "in-process server with GOMAXPROCS at half the CPUs, as chacc's processes (the in-process column runs with Go's default)"},
+	{"hop", "floor: in-process + one bare 64-byte round trip to another process per request, both processes with GOMAXPROCS at half the CPUs"},
 }
 
 type suite struct {
@@ -700,11 +703,19 @@ func (s *suite) authCost() error {
 }
 
 // startExtra starts the extra contenders of (a) and (d): a core for each
-// bridge but the default one, with hello installed, and the floor (serve-hop
-// and its serve-pong).
+// bridge but the default one and one on Go's default GOMAXPROCS, each with
+// hello installed, the in-process server on one CPU, and the floor
+// (serve-hop and its serve-pong).
 func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) error {
-	for _, bridge := range []string{"conns", "grpc"} {
-		p, err := startCore("core-"+bridge, s.art.chacc, filepath.Join(base, "core-"+bridge), "", "CHACC_BRIDGE="+bridge)
+	for _, x := range []struct {
+		key string
+		env []string
+	}{
+		{"conns", []string{"CHACC_BRIDGE=conns"}},
+		{"grpc", []string{"CHACC_BRIDGE=grpc"}},
+		{"allcpus", []string{"CHACC_GOMAXPROCS=0", "CHACC_MODULE_GOMAXPROCS=0"}},
+	} {
+		p, err := startCore("core-"+x.key, s.art.chacc, filepath.Join(base, "core-"+x.key), "", x.env...)
 		if err != nil {
 			return err
 		}
@@ -712,16 +723,28 @@ func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) er
 		if err := install(p.url, s.archive); err != nil {
 			return fmt.Errorf("%w\n%s", err, p.log.tail(30))
 		}
-		st.extra = append(st.extra, contender{bridge, p.url})
+		st.extra = append(st.extra, contender{x.key, p.url})
 	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	// chacc's default: the core and each module on half the CPUs.
+	env = append(env[:len(env):len(env)], "GOMAXPROCS="+strconv.Itoa((runtime.GOMAXPROCS(0)+1)/2))
+	halfDSN := strings.Replace(dsn, "hello.db", "inprochalf.db", 1)
+	half, err := startProc("inprochalf", s.self, []string{"serve-inproc", addr, driver, halfDSN}, env, addr, "/hello/ping")
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, half)
+	st.extra = append(st.extra, contender{"inprochalf", half.url})
 	sock := filepath.Join(base, "pong.sock")
 	pong, err := startPong(s.self, sock, env)
 	if err != nil {
 		return err
 	}
 	s.procs = append(s.procs, pong)
-	addr, err := freeAddr()
-	if err != nil {
+	if addr, err = freeAddr(); err != nil {
 		return err
 	}
 	hopDSN := strings.Replace(dsn, "hello.db", "hop.db", 1)

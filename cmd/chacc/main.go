@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -124,6 +125,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		cfg, err := config.Load()
 		if err != nil {
 			return err
+		}
+		if cfg.GoMaxProcs > 0 {
+			runtime.GOMAXPROCS(cfg.GoMaxProcs)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

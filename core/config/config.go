@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,19 @@ type Config struct {
 	// (HTTP.Handle streams over the go-plugin connection). The last two are
 	// kept to compare with (make bench). CHACC_BRIDGE. Default: mux.
 	Bridge string
+	// GoMaxProcs is the number of CPUs the core's Go runtime runs goroutines
+	// on at once (runtime.GOMAXPROCS); 0 leaves Go's default. The core and
+	// every module are processes of their own, and each Go runtime assumes by
+	// default that it has every CPU: on a machine they share, they then wake
+	// each other's idle threads for every request (BENCHMARKS.md measures the
+	// cost). CHACC_GOMAXPROCS. Default: half of the CPUs available to the core,
+	// rounded up; 0 when Go's own GOMAXPROCS variable is set, which then
+	// governs the core.
+	GoMaxProcs int
+	// ModuleGoMaxProcs is the GOMAXPROCS of every module process; 0 leaves
+	// Go's default (every CPU). CHACC_MODULE_GOMAXPROCS. Default: half of the
+	// CPUs available to the core, rounded up.
+	ModuleGoMaxProcs int
 	// RestartMax crashes within RestartWindow mark a module crashed.
 	// CHACC_RESTART_MAX. Default: 5.
 	RestartMax int
@@ -123,6 +137,7 @@ type Config struct {
 func Load() (Config, error) { return load(os.Getenv) }
 
 func load(getenv func(string) string) (Config, error) {
+	half := (runtime.GOMAXPROCS(0) + 1) / 2
 	c := Config{
 		Addr:              or(getenv("CHACC_ADDR"), ":8085"),
 		Mode:              or(getenv("CHACC_MODE"), "development"),
@@ -138,6 +153,8 @@ func load(getenv func(string) string) (Config, error) {
 		StartTimeout:      15 * time.Second,
 		DrainTimeout:      30 * time.Second,
 		Bridge:            or(getenv("CHACC_BRIDGE"), "mux"),
+		GoMaxProcs:        half,
+		ModuleGoMaxProcs:  half,
 		RestartMax:        5,
 		RestartWindow:     time.Minute,
 		RestartBackoffMin: 100 * time.Millisecond,
@@ -156,6 +173,11 @@ func load(getenv func(string) string) (Config, error) {
 	p.bytes("CHACC_MAX_UNPACKED_BYTES", &c.MaxUnpackedBytes)
 	p.duration("CHACC_MODULE_START_TIMEOUT", &c.StartTimeout)
 	p.duration("CHACC_DRAIN_TIMEOUT", &c.DrainTimeout)
+	if getenv("GOMAXPROCS") != "" {
+		c.GoMaxProcs = 0
+	}
+	p.count("CHACC_GOMAXPROCS", &c.GoMaxProcs)
+	p.count("CHACC_MODULE_GOMAXPROCS", &c.ModuleGoMaxProcs)
 	p.integer("CHACC_RESTART_MAX", &c.RestartMax)
 	p.duration("CHACC_RESTART_WINDOW", &c.RestartWindow)
 	p.duration("CHACC_RESTART_BACKOFF_MIN", &c.RestartBackoffMin)
@@ -284,6 +306,18 @@ func (p *parser) integer(name string, dst *int) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			return fmt.Errorf("%q is not a positive integer", v)
+		}
+		*dst = n
+		return nil
+	})
+}
+
+// count accepts 0 (Go's default) or a number of CPUs.
+func (p *parser) count(name string, dst *int) {
+	p.set(name, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1024 {
+			return fmt.Errorf("%q is not a number of CPUs from 0 (Go's default) to 1024", v)
 		}
 		*dst = n
 		return nil

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -79,5 +80,38 @@ func TestInvalid(t *testing.T) {
 			_, err := load(env(kv))
 			assert.Error(t, err)
 		})
+	}
+}
+
+func TestGoMaxProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	c, err := load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, 2, c.GoMaxProcs, "half of 3 CPUs, rounded up")
+	assert.Equal(t, 2, c.ModuleGoMaxProcs)
+
+	runtime.GOMAXPROCS(1)
+	c, err = load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.GoMaxProcs)
+	assert.Equal(t, 1, c.ModuleGoMaxProcs)
+
+	// Go's own variable governs the core; modules still get their share.
+	runtime.GOMAXPROCS(4)
+	c, err = load(env(map[string]string{"GOMAXPROCS": "4"}))
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.GoMaxProcs)
+	assert.Equal(t, 2, c.ModuleGoMaxProcs)
+
+	c, err = load(env(map[string]string{"GOMAXPROCS": "4", "CHACC_GOMAXPROCS": "3", "CHACC_MODULE_GOMAXPROCS": "0"}))
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.GoMaxProcs)
+	assert.Equal(t, 0, c.ModuleGoMaxProcs, "0: Go's default")
+
+	for _, v := range []string{"-1", "two", "1025", "1.5"} {
+		_, err := load(env(map[string]string{"CHACC_MODULE_GOMAXPROCS": v}))
+		assert.ErrorContains(t, err, "CHACC_MODULE_GOMAXPROCS", v)
+		_, err = load(env(map[string]string{"CHACC_GOMAXPROCS": v}))
+		assert.ErrorContains(t, err, "CHACC_GOMAXPROCS", v)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,9 @@ type Config struct {
 	StartTimeout time.Duration
 	DrainTimeout time.Duration
 	// Bridge is instance.Config.Bridge.
-	Bridge            string
+	Bridge string
+	// GoMaxProcs, when positive, is every module process's GOMAXPROCS.
+	GoMaxProcs        int
 	RestartMax        int
 	RestartWindow     time.Duration
 	RestartBackoffMin time.Duration
@@ -169,6 +172,9 @@ func (m *Manager) envFor(name string, settings map[string]string) []string {
 	}
 	for k, v := range settings {
 		env = append(env, k+"="+v)
+	}
+	if m.cfg.GoMaxProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(m.cfg.GoMaxProcs))
 	}
 	return append(env, "CHACC_MODE="+m.cfg.Mode, "CHACC_MODULE_NAME="+name)
 }

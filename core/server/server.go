@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/chacc/chacc/core"
@@ -66,6 +67,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Mode: cfg.Mode, CoreVersion: core.Version,
 		Limits:       archive.Limits{MaxUnpackedBytes: cfg.MaxUnpackedBytes},
 		StartTimeout: cfg.StartTimeout, DrainTimeout: cfg.DrainTimeout, Bridge: cfg.Bridge,
+		GoMaxProcs: cfg.ModuleGoMaxProcs,
 		RestartMax: cfg.RestartMax, RestartWindow: cfg.RestartWindow,
 		RestartBackoffMin: cfg.RestartBackoffMin, RestartBackoffMax: cfg.RestartBackoffMax,
 		Trust: archive.Trust{Keys: cfg.TrustedKeys, Required: cfg.RequireSigned},
@@ -100,7 +102,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("chacc core listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", db.Driver(), "data_dir", abs, "version", core.Version,
-		"rate_limit", cfg.RateLimit.String(), "rate_limit_storage", limiter.Kind())
+		"rate_limit", cfg.RateLimit.String(), "rate_limit_storage", limiter.Kind(),
+		"gomaxprocs", runtime.GOMAXPROCS(0), "module_gomaxprocs", cfg.ModuleGoMaxProcs)
 
 	if err := mgr.Start(ctx, cfg.BootstrapModules); err != nil {
 		log.Error("module start-up", "error", err)

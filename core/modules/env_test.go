@@ -1,0 +1,24 @@
+package modules
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestModuleEnvironment(t *testing.T) {
+	m := &Manager{cfg: Config{
+		Mode: "production", GoMaxProcs: 1,
+		Environ: []string{"PATH=/bin", "DATABASE_URL=postgres://secret", "GOMAXPROCS=8", "HELLO_GREETING=hi", "TZ=UTC"},
+	}}
+	env := m.envFor("hello", map[string]string{"HELLO_GREETING": "hi"})
+	assert.ElementsMatch(t, []string{
+		"PATH=/bin", "TZ=UTC", "HELLO_GREETING=hi", "GOMAXPROCS=1",
+		"CHACC_MODE=production", "CHACC_MODULE_NAME=hello",
+	}, env, "the core's secrets and its own GOMAXPROCS stay out")
+
+	m.cfg.GoMaxProcs = 0
+	env = m.envFor("hello", nil)
+	assert.NotContains(t, env, "GOMAXPROCS=8")
+	assert.NotContains(t, env, "GOMAXPROCS=1")
+}
