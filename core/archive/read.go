@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/chacc/chacc/sdk"
 )
@@ -396,7 +397,9 @@ func inflate(w io.Writer, zf *zip.File, limit int64) (int64, string, error) {
 	defer rc.Close()
 	h := sha256.New()
 	out := io.MultiWriter(h, w)
-	buf := make([]byte, 32<<10)
+	bufp := inflateBufs.Get().(*[]byte)
+	defer inflateBufs.Put(bufp)
+	buf := *bufp
 	var n int64
 	for {
 		k, err := rc.Read(buf)
@@ -414,6 +417,10 @@ func inflate(w io.Writer, zf *zip.File, limit int64) (int64, string, error) {
 		}
 	}
 }
+
+// inflateBufs hold inflate's buffers: a 25 MB executable goes through in
+// 100 reads and writes rather than 800, and no install allocates its own.
+var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // open opens zf for reading; its errors are an [*Error].
 func open(zf *zip.File) (io.ReadCloser, error) {

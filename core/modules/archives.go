@@ -36,24 +36,9 @@ import (
 // .modules_installed ([Manager.Receive]). Install takes it over; Remove
 // discards one that is not installed.
 type Upload struct {
-	path string
-	size int64
-}
-
-// sum returns the SHA-256 of the upload, hex-encoded.
-func (u *Upload) sum() (string, error) {
-	f, err := os.Open(u.path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	bufp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bufp)
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, *bufp); err != nil { // the buffer, not File.WriteTo's 32 KiB
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	path   string
+	size   int64
+	sha256 string // hex, computed as the archive arrived
 }
 
 // Size is the archive's length in bytes.
@@ -83,8 +68,9 @@ func (r *readErrors) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Receive writes r, up to limit bytes, to a new upload file: the archive is
-// not held in memory, and is written once, where it is kept. An
+// Receive writes r, up to limit bytes, to a new upload file, hashing it as it
+// arrives: the archive is not held in memory, and is written once, where it
+// is kept, and never read again to be hashed. An
 // archive over limit is *[core.Error] ARCHIVE_TOO_LARGE; failing to read r is
 // *[ReadError]; any other error is the server's.
 func (m *Manager) Receive(r io.Reader, limit int64) (*Upload, error) {
@@ -94,8 +80,9 @@ func (m *Manager) Receive(r io.Reader, limit int64) (*Upload, error) {
 	}
 	u := &Upload{path: f.Name()}
 	src := &readErrors{r: io.LimitReader(r, limit+1)}
+	h := sha256.New()
 	bufp := copyBufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, src, *bufp) // the buffer, not File.ReadFrom's 32 KiB
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, *bufp)
 	if err == nil {
 		err = f.Chmod(0o644) // as every kept archive (CreateTemp makes 0600)
 	}
@@ -113,7 +100,7 @@ func (m *Manager) Receive(r io.Reader, limit int64) (*Upload, error) {
 		u.Remove()
 		return nil, err
 	}
-	u.size = n
+	u.size, u.sha256 = n, hex.EncodeToString(h.Sum(nil))
 	return u, nil
 }
 

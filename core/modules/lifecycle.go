@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -57,19 +56,6 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, up 
 			_ = os.RemoveAll(p)
 		}
 	}()
-	// The archive's hash is computed while it is extracted and started, on
-	// the other core.
-	type hashed struct {
-		sum string
-		err error
-	}
-	sumCh := make(chan hashed, 1)
-	go func() {
-		sum, err := up.sum()
-		sumCh <- hashed{sum, err}
-	}()
-	archiveSum := sync.OnceValues(func() (string, error) { h := <-sumCh; return h.sum, h.err })
-	defer archiveSum() // before the file is removed
 	f, err := os.Open(archiveTmp)
 	if err != nil {
 		return nil, err
@@ -181,13 +167,7 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, up 
 	}
 
 	started := time.Now()
-	if rec.ArchiveSHA256, err = archiveSum(); err != nil {
-		if inst != nil {
-			inst.Kill()
-		}
-		undo()
-		return nil, fmt.Errorf("hash the archive: %w", err)
-	}
+	rec.ArchiveSHA256 = up.sha256
 	action := "install"
 	if hasOld {
 		action = "upgrade"
