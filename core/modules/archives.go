@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -118,7 +119,8 @@ func (m *Manager) storeArchiveLater(rec store.Module) {
 	go func() {
 		defer m.pending.Done()
 		for attempt := 0; ; attempt++ {
-			err := m.storeArchive(name, version, sum)
+			var err error
+			withExtraProc(func() { err = m.storeArchive(name, version, sum) })
 			if err == nil {
 				return
 			}
@@ -135,6 +137,37 @@ func (m *Manager) storeArchiveLater(rec store.Module) {
 			}
 		}
 	}()
+}
+
+// extraProc counts the goroutines in withExtraProc; base is GOMAXPROCS as
+// it was before the first.
+var extraProc struct {
+	sync.Mutex
+	n, base int
+}
+
+// withExtraProc runs f, a long background job, with GOMAXPROCS one higher,
+// so that f does not take the CPUs the core serves requests on
+// (CHACC_GOMAXPROCS, one on a 2-CPU machine): storing a 25 MB archive in
+// SQLite holds a CPU for a few hundred milliseconds, and would otherwise
+// hold up the first requests to the module just installed. Jobs running at
+// once share the one extra.
+func withExtraProc(f func()) {
+	extraProc.Lock()
+	if extraProc.n == 0 {
+		extraProc.base = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(extraProc.base + 1)
+	}
+	extraProc.n++
+	extraProc.Unlock()
+	defer func() {
+		extraProc.Lock()
+		if extraProc.n--; extraProc.n == 0 {
+			runtime.GOMAXPROCS(extraProc.base)
+		}
+		extraProc.Unlock()
+	}()
+	f()
 }
 
 // storeArchive writes the archive if the record still names it, replaces

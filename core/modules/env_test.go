@@ -1,6 +1,8 @@
 package modules
 
 import (
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,4 +23,26 @@ func TestModuleEnvironment(t *testing.T) {
 	env = m.envFor("hello", nil)
 	assert.NotContains(t, env, "GOMAXPROCS=8")
 	assert.NotContains(t, env, "GOMAXPROCS=1")
+}
+
+func TestWithExtraProc(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	inside := make(chan int, 2)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			withExtraProc(func() {
+				inside <- runtime.GOMAXPROCS(0)
+				<-release
+			})
+		}()
+	}
+	assert.Equal(t, 2, <-inside)
+	assert.Equal(t, 2, <-inside, "two jobs at once share one extra CPU")
+	close(release)
+	wg.Wait()
+	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "restored once both are done")
 }

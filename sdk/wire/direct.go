@@ -510,6 +510,9 @@ func ServeDirect(ln net.Listener, h http.Handler, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		if uc, ok := c.(*net.UnixConn); ok {
+			_ = uc.SetWriteBuffer(1 << 20)
+		}
 		go serveDirectConn(c, h, log)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
@@ -113,4 +115,38 @@ func testBodyReadAfterHandlerReturns(t *testing.T, transport string) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("a body read after the handler returned is blocked for good (goroutine leak)")
 	}
+}
+
+type sentFrames []*modulev1.HTTPResponseFrame
+
+func (s *sentFrames) Send(f *modulev1.HTTPResponseFrame) error {
+	*s = append(*s, &modulev1.HTTPResponseFrame{Head: f.Head, Body: append([]byte(nil), f.Body...), End: f.End})
+	return nil
+}
+
+// A flush with nothing buffered after the head sends nothing: a handler
+// that writes whole chunks and flushes after each (io.Copy with a flush)
+// costs one frame a chunk, not two.
+func TestFlushSendsNoEmptyFrame(t *testing.T) {
+	var sent sentFrames
+	w := &responseWriter{stream: &sent, header: make(http.Header)}
+	w.Flush() // the head alone: the client sees the status at once
+	require.Len(t, sent, 1)
+	require.NotNil(t, sent[0].Head)
+	chunk := bytes.Repeat([]byte("x"), ChunkSize)
+	for range 3 {
+		_, err := w.Write(chunk)
+		require.NoError(t, err)
+		w.Flush()
+	}
+	_, _ = w.Write([]byte("tail"))
+	w.Flush()
+	require.NoError(t, w.finish())
+	require.Len(t, sent, 6, "head, three chunks, the tail, the end")
+	for i, f := range sent[1:4] {
+		assert.Len(t, f.Body, ChunkSize, "frame %d", i+1)
+	}
+	assert.Equal(t, "tail", string(sent[4].Body))
+	assert.True(t, sent[5].End)
+	assert.Empty(t, sent[5].Body)
 }

@@ -206,13 +206,19 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// Flush sends what is buffered now.
+// Flush sends what is buffered now. With nothing buffered after the head,
+// there is nothing to send: the core writes every frame through to the
+// client as it arrives (a handler that writes a whole chunk, then flushes,
+// sends one frame, not a second, empty one).
 func (w *responseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush reporting failure (used by http.ResponseController).
 func (w *responseWriter) FlushError() error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.headSent && len(w.buf) == 0 {
+		return nil
 	}
 	if w.status == 0 {
 		w.status = http.StatusOK
