@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -91,4 +92,28 @@ func TestReceive(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+// copyFull writes whole buffers whatever the size of the reads (a multipart
+// part reads 4 KiB at a time), and reports a failed read as a failure.
+func TestCopyFull(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10000) // 160,000 bytes
+	var w countingWriter
+	n, err := copyFull(&w, iotest.HalfReader(iotest.OneByteReader(bytes.NewReader(data))), make([]byte, 64<<10))
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(data)), n)
+	assert.Equal(t, data, w.Bytes())
+	assert.Equal(t, 3, w.writes, "two full buffers and the rest")
+
+	w = countingWriter{}
+	n, err = copyFull(&w, io.MultiReader(bytes.NewReader(data[:1000]), iotest.ErrReader(io.ErrUnexpectedEOF)), make([]byte, 64<<10))
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "a truncated upload is not a complete one")
+	assert.Equal(t, int64(1000), n)
 }

@@ -61,7 +61,8 @@ func (m *Manager) Install(ctx context.Context, actor Actor, filename string, up 
 		return nil, err
 	}
 	goos, goarch := platform()
-	arch, err := archive.ReadAndExtract(f, up.size, m.cfg.Limits, goos, goarch, staging)
+	var arch *archive.Archive
+	withExtraProc(func() { arch, err = archive.ReadAndExtract(f, up.size, m.cfg.Limits, goos, goarch, staging) })
 	f.Close()
 	if err != nil {
 		return nil, archiveError(err)
