@@ -176,12 +176,16 @@ var extraProc struct {
 	n, base int
 }
 
-// withExtraProc runs f, a long background job, with GOMAXPROCS one higher,
-// so that f does not take the CPUs the core serves requests on
-// (CHACC_GOMAXPROCS, one on a 2-CPU machine): storing a 25 MB archive in
-// SQLite holds a CPU for a few hundred milliseconds, and would otherwise
-// hold up the first requests to the module just installed. Jobs running at
-// once share the one extra.
+// withExtraProc runs f, a long CPU-heavy job of an install (receiving and
+// hashing the upload, extracting it, storing the archive afterwards), with
+// GOMAXPROCS one higher, so that f does not take the CPUs the core serves
+// requests on (CHACC_GOMAXPROCS, one on a 2-CPU machine), and its hashing
+// goroutine runs beside it: storing a 25 MB archive in SQLite alone holds a
+// CPU for a few hundred milliseconds, and would otherwise hold up the first
+// requests to the module just installed. Jobs running at once share the one
+// extra. Restoring sets GOMAXPROCS explicitly, so a core
+// left on Go's default (CHACC_GOMAXPROCS=0) stops following later changes
+// of its CPU limit (cgroup) after its first install.
 func withExtraProc(f func()) {
 	extraProc.Lock()
 	if extraProc.n == 0 {
