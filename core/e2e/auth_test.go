@@ -195,7 +195,7 @@ func TestAuthCoreIntegration(t *testing.T) {
 		r := s.get("/hello/whoami")
 		require.Equal(t, 200, r.status)
 		assert.Equal(t, false, r.json(t)["authenticated"])
-		assert.Contains(t, s.logText(), "no authenticator module is enabled")
+		s.assertLogged(t, "no authenticator module is enabled")
 
 		r = s.uploadFile(authModule(t))
 		require.Equal(t, 201, r.status, "%s", r.body)

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chacc/chacc/core/archive"
@@ -267,6 +268,15 @@ func (s *server) logText() string {
 	s.log.mu.Lock()
 	defer s.log.mu.Unlock()
 	return s.log.w.String()
+}
+
+// assertLogged waits up to 5 s for the server's log to contain substr: the
+// core writes a line before it answers, but the test reads its stderr
+// through a pipe, which may not have carried the line over yet.
+func (s *server) assertLogged(t *testing.T, substr string) bool {
+	t.Helper()
+	return assert.Eventually(t, func() bool { return strings.Contains(s.logText(), substr) },
+		5*time.Second, 10*time.Millisecond, "the server's log never said %q", substr)
 }
 
 func tail(s string, n int) string {

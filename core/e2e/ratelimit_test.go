@@ -78,7 +78,7 @@ func TestRateLimitSharedRedis(t *testing.T) {
 	backend := storetest.Backends(t)[0]
 	a := startServer(t, backend, env...)
 	c := startServer(t, backend, env...)
-	assert.Contains(t, a.logText(), "rate_limit_storage=redis")
+	a.assertLogged(t, "rate_limit_storage=redis")
 	for i := 0; i < 3; i++ {
 		require.Equal(t, 200, a.get("/").status, "a %d", i)
 		r := c.get("/")
