@@ -3,11 +3,8 @@ package archive
 import (
 	"archive/zip"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -396,19 +393,9 @@ func inflate(w io.Writer, zf *zip.File, limit int64) (int64, string, error) {
 		return 0, "", err
 	}
 	defer rc.Close()
-	// A big entry (the executable) is hashed beside the inflating and
-	// writing.
-	var h interface {
-		io.Writer
-		sumHex() string
-	}
-	if zf.UncompressedSize64 > concurrentHashAbove {
-		c := NewConcurrentSHA256()
-		defer c.Close()
-		h = concurrentSum{c}
-	} else {
-		h = plainSum{sha256.New()}
-	}
+	// The hashing runs beside the inflating and writing.
+	h := NewConcurrentSHA256()
+	defer h.Close()
 	out := io.MultiWriter(h, w)
 	bufp := inflateBufs.Get().(*[]byte)
 	defer inflateBufs.Put(bufp)
@@ -423,25 +410,13 @@ func inflate(w io.Writer, zf *zip.File, limit int64) (int64, string, error) {
 			return n, "", werr
 		}
 		if err == io.EOF {
-			return n, h.sumHex(), nil
+			return n, h.Sum(), nil
 		}
 		if err != nil {
 			return n, "", corrupt(zf.Name, err)
 		}
 	}
 }
-
-// concurrentHashAbove is the size from which inflate hashes an entry on a
-// goroutine of its own.
-const concurrentHashAbove = 1 << 20
-
-type plainSum struct{ hash.Hash }
-
-func (p plainSum) sumHex() string { return hex.EncodeToString(p.Sum(nil)) }
-
-type concurrentSum struct{ *ConcurrentSHA256 }
-
-func (c concurrentSum) sumHex() string { return c.Sum() }
 
 // inflateBufs hold inflate's buffers: a 25 MB executable goes through in
 // 100 reads and writes rather than 800, and no install allocates its own.
