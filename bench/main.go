@@ -6,7 +6,7 @@
 // runs every contender as a process of its own on loopback, interleaves them
 // round by round, prints one table and writes bench/results.json.
 //
-//	make bench                 # about 7-8 minutes
+//	make bench                 # about 8-9 minutes
 //	BENCH_QUICK=1 make bench   # about 2 minutes, fewer and shorter rounds
 //	BENCH_ONLY=a,h make bench  # only those figures (a b d e f g h i j)
 //

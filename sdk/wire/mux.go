@@ -53,7 +53,8 @@ import (
 
 const (
 	muxMagic     = "\xff\xffCHMUX1" // 8 bytes
-	muxHeaderLen = 4 + 5            // length, stream id and kind
+	muxStreamLen = 5                // stream id and kind, after the length
+	muxHeaderLen = 4 + muxStreamLen // length, stream id and kind
 
 	muxData   byte = 0
 	muxCancel byte = 1
@@ -81,8 +82,7 @@ const (
 // muxConn is a multiplexed connection's framing: any goroutine sends, one
 // goroutine reads.
 type muxConn struct {
-	c  net.Conn
-	fc *frameConn // the reading side
+	fc *frameConn // the connection, and its reading side
 
 	mu      sync.Mutex
 	out     []byte // frames waiting to be written
@@ -91,7 +91,7 @@ type muxConn struct {
 	err     error
 }
 
-func newMuxConn(fc *frameConn) *muxConn { return &muxConn{c: fc.c, fc: fc} }
+func newMuxConn(fc *frameConn) *muxConn { return &muxConn{fc: fc} }
 
 // send queues one frame, msg (nil for none) or the 4 bytes of n as its
 // payload, and writes it unless another goroutine is writing, which then
@@ -113,15 +113,15 @@ func (m *muxConn) send(id uint32, kind byte, msg proto.Message, n uint32) (int, 
 		b = binary.BigEndian.AppendUint32(b, n)
 	}
 	size := len(b) - start - muxHeaderLen
-	if err == nil && size+5 > maxFrameBytes {
-		err = fmt.Errorf("wire: frame of %d bytes is over the limit of %d", size+5, maxFrameBytes)
+	if err == nil && size+muxStreamLen > maxFrameBytes {
+		err = fmt.Errorf("wire: frame of %d bytes is over the limit of %d", size+muxStreamLen, maxFrameBytes)
 	}
 	if err != nil {
 		m.out = b[:start]
 		m.mu.Unlock()
 		return 0, err
 	}
-	binary.BigEndian.PutUint32(b[start:], uint32(size+5))
+	binary.BigEndian.PutUint32(b[start:], uint32(size+muxStreamLen))
 	m.out = b
 	if m.writing {
 		m.mu.Unlock()
@@ -141,15 +141,15 @@ func (m *muxConn) send(id uint32, kind byte, msg proto.Message, n uint32) (int, 
 		m.out = m.spare[:0]
 		m.spare = nil
 		m.mu.Unlock()
-		_ = m.c.SetWriteDeadline(time.Now().Add(muxWriteTimeout))
-		_, werr := m.c.Write(buf)
+		_ = m.fc.c.SetWriteDeadline(time.Now().Add(muxWriteTimeout))
+		_, werr := m.fc.c.Write(buf)
 		m.mu.Lock()
 		if cap(buf) <= muxKeepBuffer {
 			m.spare = buf[:0]
 		}
 		if werr != nil && m.err == nil {
 			m.err = werr
-			_ = m.c.Close() // the reader sees it and fails every exchange
+			_ = m.fc.c.Close() // the reader sees it and fails every exchange
 		}
 	}
 	m.writing = false
@@ -164,10 +164,10 @@ func (m *muxConn) readFrame() (id uint32, kind byte, payload []byte, err error) 
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	if len(b) < 5 {
+	if len(b) < muxStreamLen {
 		return 0, 0, nil, errors.New("wire: bad frame")
 	}
-	return binary.BigEndian.Uint32(b), b[4], b[5:], nil
+	return binary.BigEndian.Uint32(b), b[4], b[muxStreamLen:], nil
 }
 
 // windowCredit reads a muxWindow payload.
@@ -284,7 +284,7 @@ func (mc *muxClient) die(err error) {
 	streams := mc.streams
 	mc.streams = map[uint32]*muxStream{}
 	mc.mu.Unlock()
-	_ = mc.conn.c.Close()
+	_ = mc.conn.fc.c.Close()
 	for _, st := range streams {
 		st.fail(fmt.Errorf("wire: module connection: %w", err), true)
 	}

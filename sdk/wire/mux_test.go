@@ -135,7 +135,7 @@ func TestMuxConnectionLossAndRedial(t *testing.T) {
 	client.mu.Lock()
 	mc := client.mux
 	client.mu.Unlock()
-	mc.conn.c.Close() // as when the module process dies
+	mc.conn.fc.c.Close() // as when the module process dies
 	select {
 	case err := <-errc:
 		var fe *ForwardError
