@@ -28,9 +28,11 @@ func Serve(m Module) {
 		HandshakeConfig: wire.Handshake,
 		Plugins: plugin.PluginSet{wire.PluginName: &wire.Plugin{
 			NewServer: func(broker *plugin.GRPCBroker) wire.ModuleServer {
-				return NewServer(m, func(id uint32) (grpc.ClientConnInterface, error) {
+				srv := NewServer(m, func(id uint32) (grpc.ClientConnInterface, error) {
 					return broker.DialWithOptions(id, wire.DialOptions()...)
 				})
+				srv.settled = releaseStartup
+				return srv
 			},
 		}},
 		// go-plugin's own chatter is debug-level; only its warnings matter.

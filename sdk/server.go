@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -35,6 +34,9 @@ type Server struct {
 	http modulev1.HTTPServer
 	// direct is the listener of the direct HTTP path, nil when not served.
 	direct net.Listener
+	// settled, when set, runs once Setup has succeeded. [Serve] sets it to
+	// releaseStartup; in-process (sdktest) there is nothing to release.
+	settled func(*slog.Logger)
 }
 
 var _ wire.ModuleServer = (*Server)(nil)
@@ -97,10 +99,10 @@ func (s *Server) Configure(ctx context.Context, req *modulev1.ConfigureRequest) 
 	}
 	s.rt = rt
 	s.http = wire.NewHTTPServer(h, rt.logger)
-	// Start-up and Setup leave garbage behind (package initialization,
-	// migrations); an idle module should not keep it resident. After
-	// answering, not before: it takes a full GC.
-	go debug.FreeOSMemory()
+	if s.settled != nil {
+		// After answering, not before: it takes a full GC.
+		go s.settled(rt.logger)
+	}
 	resp := &modulev1.ConfigureResponse{}
 	if path := req.GetHttpSocket(); path != "" {
 		// The direct path (see wire.ServeDirect); HTTP.Handle keeps working
