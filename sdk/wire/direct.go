@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -113,15 +114,6 @@ func (fc *frameConn) release() {
 // arriving tells whether bytes of a next frame are already buffered.
 func (fc *frameConn) arriving() bool { return fc.br.Buffered() > fc.held }
 
-// readFrame reads one frame into m, which owns what it holds.
-func (fc *frameConn) readFrame(m proto.Message) error {
-	b, err := fc.nextFrame()
-	if err != nil {
-		return err
-	}
-	return proto.Unmarshal(b, m) // copies what it keeps
-}
-
 // readResponse reads one response frame into f without copying its body:
 // f.Body is valid until the next read on fc (the core writes it to the
 // client first).
@@ -130,45 +122,114 @@ func (fc *frameConn) readResponse(f *modulev1.HTTPResponseFrame) error {
 	if err != nil {
 		return err
 	}
-	f.Head, f.Body, f.End = nil, nil, false
+	head, body, end, err := splitFrame(b)
+	if err != nil {
+		return err
+	}
+	f.Head, f.Body, f.End = nil, body, end
+	if head != nil {
+		f.Head = new(modulev1.ResponseHead)
+		return proto.Unmarshal(head, f.Head)
+	}
+	return nil
+}
+
+// readRequest reads one request frame into f, whose body is left with the
+// decoder's copy unless pooled is set. Then it is held in a pooled buffer,
+// returned in buf, which the caller puts back once the body is read: the
+// frame's own buffer when it was read into one, or else a copy. A module
+// reading a large upload so allocates nothing per frame: it allocated a
+// megabyte per megabyte before, and the garbage collector ran every few
+// uploads.
+func (fc *frameConn) readRequest(f *modulev1.HTTPRequestFrame, pooled bool) (buf bodyBuf, err error) {
+	b, err := fc.nextFrame()
+	if err != nil {
+		return bodyBuf{}, err
+	}
+	if !pooled {
+		return bodyBuf{}, proto.Unmarshal(b, f)
+	}
+	head, body, end, err := splitFrame(b)
+	if err != nil {
+		return bodyBuf{}, err
+	}
+	f.Head, f.Body, f.End = nil, nil, end
+	if head != nil {
+		f.Head = new(modulev1.RequestHead)
+		if err := proto.Unmarshal(head, f.Head); err != nil {
+			return bodyBuf{}, err
+		}
+	}
+	switch {
+	case len(body) == 0:
+	case fc.big != nil:
+		// The frame is in a buffer of its own: the body stays there.
+		buf = bodyBuf{p: fc.big, pool: &bigFramePool}
+		fc.big = nil
+		f.Body = body
+	case len(body) <= ChunkSize:
+		buf = bodyBuf{p: chunkPool.Get().(*[]byte), pool: &chunkPool}
+		f.Body = (*buf.p)[:copy(*buf.p, body)]
+	default:
+		f.Body = bytes.Clone(body)
+	}
+	return buf, nil
+}
+
+// bodyBuf is a pooled buffer holding a request frame's body.
+type bodyBuf struct {
+	p    *[]byte
+	pool *sync.Pool
+}
+
+// put gives the buffer back to its pool; the body in it is then gone.
+func (b bodyBuf) put() {
+	if b.p != nil {
+		b.pool.Put(b.p)
+	}
+}
+
+// splitFrame parses the message of a request or response frame, which both
+// have the head as field 1, the body as 2 and the end flag as 3. head is nil
+// when absent; body points into b. Unknown fields are skipped.
+func splitFrame(b []byte) (head, body []byte, end bool, err error) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return protowire.ParseError(n)
+			return nil, nil, false, protowire.ParseError(n)
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return protowire.ParseError(n)
+				return nil, nil, false, protowire.ParseError(n)
 			}
-			f.Head = new(modulev1.ResponseHead)
-			if err := proto.Unmarshal(v, f.Head); err != nil {
-				return err
+			head, b = v, b[n:]
+			if head == nil {
+				head = []byte{}
 			}
-			b = b[n:]
-		case num == 2 && typ == protowire.BytesType:
+		case num == bodyField && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return protowire.ParseError(n)
+				return nil, nil, false, protowire.ParseError(n)
 			}
-			f.Body, b = v, b[n:]
+			body, b = v, b[n:]
 		case num == 3 && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return protowire.ParseError(n)
+				return nil, nil, false, protowire.ParseError(n)
 			}
-			f.End, b = v != 0, b[n:]
+			end, b = v != 0, b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return protowire.ParseError(n)
+				return nil, nil, false, protowire.ParseError(n)
 			}
 			b = b[n:]
 		}
 	}
-	return nil
+	return head, body, end, nil
 }
 
 // bigFramePool holds the read buffers of frames bigger than a connection's
@@ -540,14 +601,18 @@ func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 	}()
 	for {
 		frame := new(modulev1.HTTPRequestFrame)
-		if err := fc.readFrame(frame); err != nil {
+		// Body frames go to a handler reading them from a queue: their
+		// bodies are pooled (see exchange.Recv).
+		more := cur != nil && !cur.bodyEnded
+		buf, err := fc.readRequest(frame, more)
+		if err != nil {
 			if err != io.EOF && cur != nil {
 				log.Debug("direct connection failed", "error", err)
 			}
 			return
 		}
-		if cur != nil && !cur.bodyEnded {
-			cur.deliver(frame, len(frame.GetBody()))
+		if more {
+			cur.deliver(frame, len(frame.GetBody()), buf)
 			continue
 		}
 		if cur != nil {
@@ -586,6 +651,7 @@ type exchange struct {
 
 	mu     sync.Mutex
 	queue  []queuedFrame // body frames the handler has not read
+	held   bodyBuf       // the body of the frame Recv returned last
 	queued int           // their bytes
 	ended  bool          // no frame follows those in queue
 	closed bool          // the handler has returned: frames are dropped
@@ -599,8 +665,9 @@ type exchange struct {
 }
 
 type queuedFrame struct {
-	f *modulev1.HTTPRequestFrame
-	n int // what it counts against the budget or window
+	f   *modulev1.HTTPRequestFrame
+	n   int     // what it counts against the budget or window
+	buf bodyBuf // where f's body is, when pooled
 }
 
 func newExchange(fc *frameConn, first *modulev1.HTTPRequestFrame) *exchange {
@@ -638,14 +705,19 @@ func (x *exchange) run(h http.Handler, log *slog.Logger) {
 var errBodyClosed = errors.New("wire: read of the request body after the handler returned")
 
 // closeBody ends the body when the handler returns: what is queued is
-// dropped, what follows is dropped on arrival, and a read fails.
+// dropped, what follows is dropped on arrival, and a read fails. The body
+// Recv returned last is left to the garbage collector, not put back: a
+// goroutine the handler left behind may still be reading it.
 func (x *exchange) closeBody() {
 	x.mu.Lock()
 	x.closed = true
 	if !x.ended {
 		x.ended, x.err = true, errBodyClosed
 	}
-	x.queue, x.queued = nil, 0
+	for _, q := range x.queue {
+		q.buf.put()
+	}
+	x.queue, x.queued, x.held = nil, 0, bodyBuf{}
 	x.mu.Unlock()
 	if x.ready != nil {
 		signal(x.ready)
@@ -661,11 +733,12 @@ func signal(c chan struct{}) {
 }
 
 // deliver queues a body frame, counting n, for the handler; it drops the
-// frame once the handler has returned without reading the whole body. On a
-// direct connection it waits while bodyBudget bytes are queued already; on
-// a multiplexed one it never waits (the core keeps to its window) and
-// reports false when the core sent past it.
-func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame, n int) bool {
+// frame once the handler has returned without reading the whole body. buf
+// holds the frame's body when pooled. On a direct connection it waits while
+// bodyBudget bytes are queued already; on a multiplexed one it never waits
+// (the core keeps to its window) and reports false when the core sent past
+// it.
+func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame, n int, buf bodyBuf) bool {
 	if frame.GetEnd() {
 		x.bodyEnded = true
 	}
@@ -673,10 +746,11 @@ func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame, n int) bool {
 		x.mu.Lock()
 		if x.closed {
 			x.mu.Unlock()
+			buf.put()
 			return true
 		}
 		if x.mux != nil || x.queued < bodyBudget {
-			x.queue = append(x.queue, queuedFrame{frame, n})
+			x.queue = append(x.queue, queuedFrame{frame, n, buf})
 			x.queued += n
 			x.ended = x.bodyEnded
 			ok := x.mux == nil || x.queued <= muxWindowBytes+muxOverrun
@@ -688,6 +762,7 @@ func (x *exchange) deliver(frame *modulev1.HTTPRequestFrame, n int) bool {
 		select {
 		case <-x.space:
 		case <-x.done:
+			buf.put()
 			return true
 		}
 	}
@@ -705,7 +780,9 @@ func (x *exchange) connGone(err error) {
 	x.cancel()
 }
 
-// Recv returns the next body frame (frameReceiver).
+// Recv returns the next body frame (frameReceiver). The frame it returned
+// before is then read (bodyReader asks for the next one only then), and its
+// pooled body is put back.
 func (x *exchange) Recv() (*modulev1.HTTPRequestFrame, error) {
 	for {
 		x.mu.Lock()
@@ -714,6 +791,8 @@ func (x *exchange) Recv() (*modulev1.HTTPRequestFrame, error) {
 			x.queue[0] = queuedFrame{}
 			x.queue = x.queue[1:]
 			x.queued -= q.n
+			x.held.put()
+			x.held = q.buf
 			credit := 0
 			if x.mux != nil {
 				if x.consumed += q.n; x.consumed >= muxWindowBytes/2 && !x.ended {

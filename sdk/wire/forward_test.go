@@ -311,6 +311,6 @@ func TestFrameLimit(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	go func() { _, _ = a.Write([]byte{0xff, 0xff, 0xff, 0xff}) }()
-	err := newFrameConn(b).readFrame(&modulev1.HTTPRequestFrame{})
+	_, err := newFrameConn(b).readRequest(&modulev1.HTTPRequestFrame{}, false)
 	assert.ErrorContains(t, err, "over the limit")
 }

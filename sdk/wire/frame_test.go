@@ -45,7 +45,9 @@ func TestFrameCodec(t *testing.T) {
 		if i%2 == 0 {
 			require.NoError(t, r.readResponse(&got))
 		} else {
-			require.NoError(t, r.readFrame(&got))
+			b, err := r.nextFrame()
+			require.NoError(t, err)
+			require.NoError(t, proto.Unmarshal(b, &got))
 		}
 		assert.True(t, proto.Equal(want, &got), "frame %d", i)
 		assert.Equal(t, want.GetBody(), got.GetBody(), "frame %d", i) // before the next read
@@ -54,4 +56,57 @@ func TestFrameCodec(t *testing.T) {
 	require.NoError(t, r.readResponse(&got))
 	assert.Equal(t, "x", string(got.GetBody()))
 	assert.True(t, got.GetEnd())
+}
+
+// readRequest decodes request frames as proto does. Pooled, a body stays
+// whole after the next read, in a pooled buffer (the frame's own when it was
+// read into one) that put gives back.
+func TestReadRequest(t *testing.T) {
+	head := &modulev1.RequestHead{Method: "POST", Path: "/hello/echo", ContentLength: -1}
+	frames := []*modulev1.HTTPRequestFrame{
+		{Head: head, Body: []byte("first")},
+		{Body: bytes.Repeat([]byte("s"), 100)},
+		{Body: bytes.Repeat([]byte("m"), ChunkSize+100)}, // in the reader's buffer, over a chunk
+		{Body: bytes.Repeat([]byte("b"), bigChunkSize)},  // in a buffer of its own
+		{Body: bytes.Repeat([]byte("c"), ChunkSize)},
+		{End: true},
+	}
+	for _, pooled := range []bool{false, true} {
+		a, b := net.Pipe()
+		w, r := newFrameConn(a), newFrameConn(b)
+		go func() {
+			for _, f := range frames {
+				if err := w.writeFrame(f); err != nil {
+					return
+				}
+			}
+		}()
+		var got []*modulev1.HTTPRequestFrame
+		var bufs []bodyBuf
+		for range frames {
+			f := new(modulev1.HTTPRequestFrame)
+			buf, err := r.readRequest(f, pooled)
+			require.NoError(t, err)
+			got, bufs = append(got, f), append(bufs, buf)
+		}
+		for i, want := range frames {
+			assert.True(t, proto.Equal(want, got[i]), "pooled %v, frame %d", pooled, i)
+		}
+		if pooled {
+			assert.Same(t, &chunkPool, bufs[1].pool)
+			assert.Nil(t, bufs[2].p, "a body over a chunk from the reader's buffer is copied, not pooled")
+			assert.Same(t, &bigFramePool, bufs[3].pool)
+			assert.Same(t, &chunkPool, bufs[4].pool)
+			assert.Nil(t, bufs[5].p)
+		} else {
+			for i, buf := range bufs {
+				assert.Nil(t, buf.p, "frame %d", i)
+			}
+		}
+		for _, buf := range bufs {
+			buf.put()
+		}
+		a.Close()
+		b.Close()
+	}
 }

@@ -537,7 +537,7 @@ func serveMux(fc *frameConn, h http.Handler, log *slog.Logger) {
 				go x.run(h, log)
 				continue
 			}
-			if x != nil && !x.deliver(frame, len(p)) {
+			if x != nil && !x.deliver(frame, len(p), bodyBuf{}) {
 				log.Debug("multiplexed connection: the core sent past its window", "stream", id)
 				return
 			}

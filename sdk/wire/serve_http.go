@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,14 +120,20 @@ func newRequest(ctx context.Context, head *modulev1.RequestHead, body io.ReadClo
 	return req, nil
 }
 
-// bodyReader reads the request body from the stream's frames.
+// bodyReader reads the request body from the stream's frames. It asks for
+// the next frame only once it has read the last one, whose body the stream
+// may then reuse (exchange.Recv); reads are serialized, so that a handler
+// reading from two goroutines at once cannot copy from a body given back.
 type bodyReader struct {
 	stream frameReceiver
+	mu     sync.Mutex
 	buf    []byte
 	done   bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for len(b.buf) == 0 {
 		if b.done {
 			return 0, io.EOF
