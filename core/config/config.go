@@ -20,6 +20,12 @@ import (
 type Config struct {
 	// Addr is the HTTP listen address. CHACC_ADDR. Default: ":8085".
 	Addr string
+	// PprofAddr, when set, is a second listen address (host:port) serving
+	// Go's runtime profiles (net/http/pprof) under /debug/pprof/, to profile
+	// the core under load. They show the core's internals and have no
+	// authentication: keep the address on loopback or a private network.
+	// CHACC_PPROF_ADDR. Default: empty, not served.
+	PprofAddr string
 	// Mode is "development" or "production". CHACC_MODE. Default: development.
 	Mode string
 	// DataDir holds the SQLite databases and module data. CHACC_DATA_DIR.
@@ -196,6 +202,13 @@ func load(getenv func(string) string) (Config, error) {
 	p.set("CHACC_RATE_LIMIT", func(v string) (err error) {
 		c.RateLimit, err = ratelimit.ParseRate(v)
 		return err
+	})
+	p.set("CHACC_PPROF_ADDR", func(v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return fmt.Errorf("%q is not a host:port address", v)
+		}
+		c.PprofAddr = v
+		return nil
 	})
 	p.set("CHACC_TRUSTED_PROXIES", func(v string) (err error) {
 		c.TrustedProxies, err = parseNets(v)

@@ -25,6 +25,7 @@ func TestDefaults(t *testing.T) {
 	assert.Empty(t, c.TrustedProxies)
 	assert.Equal(t, 30*time.Second, c.AuthCacheTTL)
 	assert.Equal(t, "mux", c.Bridge)
+	assert.Empty(t, c.PprofAddr, "profiles are not served unless asked for")
 }
 
 func TestRateAndProxies(t *testing.T) {
@@ -50,7 +51,7 @@ func TestParse(t *testing.T) {
 	c, err := load(env(map[string]string{
 		"CHACC_MAX_BODY_BYTES": "2MiB", "CHACC_MAX_UPLOAD_BYTES": "1000", "CHACC_DRAIN_TIMEOUT": "5s",
 		"CHACC_BOOTSTRAP_MODULES": " a.chacc, dist/*.chacc ,,", "CHACC_MODE": "production",
-		"CHACC_BRIDGE": "conns",
+		"CHACC_BRIDGE": "conns", "CHACC_PPROF_ADDR": "127.0.0.1:6060",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, int64(2<<20), c.MaxBodyBytes)
@@ -59,6 +60,7 @@ func TestParse(t *testing.T) {
 	assert.Equal(t, []string{"a.chacc", "dist/*.chacc"}, c.BootstrapModules)
 	assert.Equal(t, "production", c.Mode)
 	assert.Equal(t, "conns", c.Bridge)
+	assert.Equal(t, "127.0.0.1:6060", c.PprofAddr)
 }
 
 func TestInvalid(t *testing.T) {
@@ -75,6 +77,8 @@ func TestInvalid(t *testing.T) {
 		"ttl":      {"CHACC_AUTH_CACHE_TTL": "-1s"},
 		"admin":    {"CHACC_ADMIN_TOKEN": "short"},
 		"bridge":   {"CHACC_BRIDGE": "pipes"},
+		"pprof":    {"CHACC_PPROF_ADDR": "6060"},
+		"no port":  {"CHACC_PPROF_ADDR": "localhost:"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(env(kv))

@@ -3,9 +3,12 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -233,4 +236,38 @@ func TestNotAMultipartUpload(t *testing.T) {
 	r := s.do("POST", "/modules/", strings.NewReader("{}"), "Content-Type", "application/json")
 	assert.Equal(t, http.StatusBadRequest, r.status)
 	assert.Equal(t, "INVALID_UPLOAD", r.json(t)["error_code"])
+}
+
+// CHACC_PPROF_ADDR serves the runtime profiles on a listener of their own,
+// never on the API's; a core that cannot listen there does not start.
+func TestPprof(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	s := startServer(t, storetest.Backends(t)[0], "CHACC_PPROF_ADDR="+addr)
+
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, string(body), "serve")
+	resp, err = http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, string(body), "heap profile")
+	assert.True(t, s.assertLogged(t, "runtime profiles served"))
+
+	assert.Equal(t, 404, s.get("/debug/pprof/").status, "not on the API's listener")
+
+	// The address is taken now: a second core refuses to start.
+	dir := t.TempDir()
+	cmd := exec.Command(chaccBin, "serve")
+	cmd.Env = append(baseEnv(dir), "CHACC_ADDR=127.0.0.1:0", "CHACC_PPROF_ADDR="+addr)
+	out, err := cmd.CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "pprof")
 }

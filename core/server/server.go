@@ -97,6 +97,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		stopBus()
 		return err
 	}
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+			ln.Close()
+			stopBus()
+			return fmt.Errorf("pprof: %w", err)
+		}
+	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
