@@ -29,5 +29,11 @@
 // through the core ([Runtime.Call]) and logs into the core's log
 // ([Runtime.Logger]).
 //
+// A second after Setup, a module gives back what starting it used and
+// serving does not: the garbage of package initialization and Setup, and
+// (on Linux) its mappings of the executable's code and constant data, which
+// stay in the page cache and come back on first use. An idle module so
+// keeps resident little more than what it serves with.
+//
 // Package sdk/sdktest runs a module in-process with a fake host, for tests.
 package sdk
