@@ -34,6 +34,11 @@ func TestStreaming(t *testing.T) {
 		s := startServer(t, b)
 		installHello(t, s)
 
+		t.Run("a second after Setup the module gives back its start-up memory", func(t *testing.T) {
+			assert.True(t, s.assertLogged(t, "released start-up memory"))
+			assert.NotContains(t, s.logText(), "releasing the executable's start-up pages failed")
+		})
+
 		t.Run("1 MiB echo", func(t *testing.T) {
 			payload := make([]byte, 1<<20)
 			_, _ = rand.Read(payload)
