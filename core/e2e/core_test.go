@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -265,9 +267,12 @@ func TestPprof(t *testing.T) {
 
 	// The address is taken now: a second core refuses to start.
 	dir := t.TempDir()
-	cmd := exec.Command(chaccBin, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chaccBin, "serve")
 	cmd.Env = append(baseEnv(dir), "CHACC_ADDR=127.0.0.1:0", "CHACC_PPROF_ADDR="+addr)
 	out, err := cmd.CombinedOutput()
 	assert.Error(t, err)
+	assert.NoError(t, ctx.Err(), "the second core started and had to be killed")
 	assert.Contains(t, string(out), "pprof")
 }

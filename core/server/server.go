@@ -98,7 +98,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	if cfg.PprofAddr != "" {
-		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+		pctx, stopPprof := context.WithCancel(ctx)
+		defer stopPprof()
+		if err := servePprof(pctx, cfg.PprofAddr, log); err != nil {
 			ln.Close()
 			stopBus()
 			return fmt.Errorf("pprof: %w", err)

@@ -170,6 +170,9 @@ func (fc *frameConn) readRequest(f *modulev1.HTTPRequestFrame, pooled bool) (buf
 	case len(body) <= ChunkSize:
 		buf = bodyBuf{p: chunkPool.Get().(*[]byte), pool: &chunkPool}
 		f.Body = (*buf.p)[:copy(*buf.p, body)]
+	case len(b) > fc.br.Size():
+		// Over any pooled buffer: read into one of its own (nextFrame).
+		f.Body = body
 	default:
 		f.Body = bytes.Clone(body)
 	}
@@ -191,7 +194,9 @@ func (b bodyBuf) put() {
 
 // splitFrame parses the message of a request or response frame, which both
 // have the head as field 1, the body as 2 and the end flag as 3. head is nil
-// when absent; body points into b. Unknown fields are skipped.
+// when absent; body points into b. Unknown fields are skipped. A field that
+// occurs twice keeps its last value, where protobuf would merge two heads:
+// a frame carries one (frameConn.encodeSplit writes it once).
 func splitFrame(b []byte) (head, body []byte, end bool, err error) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)

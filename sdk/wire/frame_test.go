@@ -69,6 +69,7 @@ func TestReadRequest(t *testing.T) {
 		{Body: bytes.Repeat([]byte("m"), ChunkSize+100)}, // in the reader's buffer, over a chunk
 		{Body: bytes.Repeat([]byte("b"), bigChunkSize)},  // in a buffer of its own
 		{Body: bytes.Repeat([]byte("c"), ChunkSize)},
+		{Body: bytes.Repeat([]byte("h"), bigChunkSize+8<<10)}, // over every pooled buffer
 		{End: true},
 	}
 	for _, pooled := range []bool{false, true} {
@@ -97,7 +98,8 @@ func TestReadRequest(t *testing.T) {
 			assert.Nil(t, bufs[2].p, "a body over a chunk from the reader's buffer is copied, not pooled")
 			assert.Same(t, &bigFramePool, bufs[3].pool)
 			assert.Same(t, &chunkPool, bufs[4].pool)
-			assert.Nil(t, bufs[5].p)
+			assert.Nil(t, bufs[5].p, "a frame over every pooled buffer keeps the buffer it was read into")
+			assert.Nil(t, bufs[6].p)
 		} else {
 			for i, buf := range bufs {
 				assert.Nil(t, buf.p, "frame %d", i)
