@@ -69,7 +69,7 @@ func cleanMappings(smaps []byte, path string) []addrRange {
 		if r, perms, ok := mappingHeader(f); ok {
 			// 00400000-00b0f000 r-xp 00000000 fd:01 1234   /path/to/exe
 			flush()
-			candidate = len(f) >= 6 && strings.Join(f[5:], " ") == path &&
+			candidate = r.end > r.start && len(f) >= 6 && strings.Join(f[5:], " ") == path &&
 				perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p'
 			cur = r
 			continue
@@ -97,10 +97,6 @@ func mappingHeader(f []string) (addrRange, string, bool) {
 	end, err2 := strconv.ParseUint(hi, 16, 64)
 	if err1 != nil || err2 != nil {
 		return addrRange{}, "", false
-	}
-	if end <= start {
-		// Not a range the kernel writes; never advised.
-		return addrRange{}, "----", true
 	}
 	return addrRange{uintptr(start), uintptr(end)}, f[1], true
 }

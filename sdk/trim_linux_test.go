@@ -78,8 +78,8 @@ func exeResident(t *testing.T) int64 {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
-			ours = len(f) >= 6 && strings.Join(f[5:], " ") == exe && !strings.Contains(f[1], "w")
+		if _, perms, ok := mappingHeader(f); ok {
+			ours = len(f) >= 6 && strings.Join(f[5:], " ") == exe && perms[1] != 'w'
 			continue
 		}
 		if ours && len(f) == 3 && f[0] == "Rss:" {
