@@ -18,15 +18,18 @@ type ConcurrentSHA256 struct {
 	free  chan *[]byte // hashed buffers, to fill again
 	done  chan struct{}
 	h     hash.Hash
-	taken int // buffers taken from hashBufs
+	taken int // buffers taken from bufs
 	once  sync.Once
 }
 
 // hashBuffers is how many buffers a ConcurrentSHA256 fills ahead of the
-// hashing; hashBufs holds them between uses.
+// hashing; bufs holds them between uses.
 const hashBuffers = 4
 
-var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+// bufs holds the package's 256 KiB buffers: inflate's and the hashing's.
+// inflate reads a 25 MB executable in 100 pieces rather than 800, and no
+// install allocates its own.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // NewConcurrentSHA256 starts the hashing goroutine.
 func NewConcurrentSHA256() *ConcurrentSHA256 {
@@ -53,14 +56,14 @@ func (c *ConcurrentSHA256) Write(p []byte) (int, error) {
 			select {
 			case b = <-c.free:
 			default:
-				b = hashBufs.Get().(*[]byte)
+				b = bufs.Get().(*[]byte)
 				c.taken++
 			}
 		} else {
 			b = <-c.free
 		}
-		k := min(len(p), cap(*b))
-		*b = append((*b)[:0], p[:k]...)
+		k := copy((*b)[:cap(*b)], p)
+		*b = (*b)[:k]
 		c.work <- b
 		p = p[k:]
 	}
@@ -81,7 +84,7 @@ func (c *ConcurrentSHA256) Close() {
 		close(c.work)
 		<-c.done
 		for range c.taken {
-			hashBufs.Put(<-c.free)
+			bufs.Put(<-c.free)
 		}
 	})
 }
