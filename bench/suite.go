@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 
+	coreconfig "github.com/chacc/chacc/core/config"
 	"github.com/chacc/chacc/core/store/storetest"
 )
 
@@ -730,7 +731,7 @@ func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) er
 		return err
 	}
 	// chacc's default: the core and each module on half the CPUs.
-	env = append(env[:len(env):len(env)], "GOMAXPROCS="+strconv.Itoa((runtime.GOMAXPROCS(0)+1)/2))
+	env = append(env[:len(env):len(env)], "GOMAXPROCS="+strconv.Itoa(coreconfig.HalfCPUs()))
 	halfDSN := strings.Replace(dsn, "hello.db", "inprochalf.db", 1)
 	half, err := startProc("inprochalf", s.self, []string{"serve-inproc", addr, driver, halfDSN}, env, addr, "/hello/ping")
 	if err != nil {

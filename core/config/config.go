@@ -142,8 +142,12 @@ type Config struct {
 // Load reads the configuration from the environment and checks it.
 func Load() (Config, error) { return load(os.Getenv) }
 
+// HalfCPUs is the default GOMAXPROCS of the core and of every module: half
+// the CPUs available to this process, rounded up.
+func HalfCPUs() int { return (runtime.GOMAXPROCS(0) + 1) / 2 }
+
 func load(getenv func(string) string) (Config, error) {
-	half := (runtime.GOMAXPROCS(0) + 1) / 2
+	half := HalfCPUs()
 	c := Config{
 		Addr:              or(getenv("CHACC_ADDR"), ":8085"),
 		Mode:              or(getenv("CHACC_MODE"), "development"),
