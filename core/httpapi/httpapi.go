@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -96,18 +95,32 @@ const (
 	ctxCorrelationID = "chacc.correlation_id"
 )
 
-var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// safeID tells whether a client's request or correlation id may be kept:
+// 1 to 128 of [A-Za-z0-9._:-].
+func safeID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // requestIDs gives every request an X-Request-ID (the client's when it is
 // safe, else a new one) and an X-Correlation-ID, both echoed on the response.
 func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rid := c.Request().Header.Get("X-Request-ID")
-		if !safeID.MatchString(rid) {
+		if !safeID(rid) {
 			rid = newID()
 		}
 		cid := c.Request().Header.Get("X-Correlation-ID")
-		if !safeID.MatchString(cid) {
+		if !safeID(cid) {
 			cid = rid
 		}
 		c.Set(ctxRequestID, rid)
@@ -122,9 +135,11 @@ func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func newID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	var h [32]byte
+	_, _ = rand.Read(b[:])
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 func requestID(c echo.Context) string { s, _ := c.Get(ctxRequestID).(string); return s }
@@ -168,8 +183,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		r := c.Request()
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", requestID(c))
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", requestID(c))
+		}
 		return nil
 	}
 }

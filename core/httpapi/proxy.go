@@ -40,7 +40,10 @@ func (s *Server) proxy(c echo.Context) error {
 	if mb := t.Route.GetMaxBodyBytes(); mb != 0 {
 		limit = mb
 	}
-	if limit > 0 {
+	// A request without a body (ContentLength 0: net/http's NoBody) has
+	// nothing to limit, and no upload to interleave with the answer.
+	hasBody := r.ContentLength != 0
+	if limit > 0 && hasBody {
 		if r.ContentLength > limit {
 			return tooLarge(limit)
 		}
@@ -57,8 +60,11 @@ func (s *Server) proxy(c echo.Context) error {
 		defer done()
 		head.CallToken = token
 	}
-	// The module may answer while the body is still arriving (echo, streams).
-	_ = http.NewResponseController(c.Response().Writer).EnableFullDuplex()
+	if hasBody {
+		// The module may answer while the body is still arriving (echo,
+		// streams).
+		_ = http.NewResponseController(c.Response().Writer).EnableFullDuplex()
+	}
 
 	err = t.Instance.Forward(r.Context(), head, r.Body, c.Response())
 	if errors.Is(err, instance.ErrStopping) {
@@ -123,20 +129,41 @@ func (s *Server) lookup(method, path string) (modules.Target, error) {
 // make the core find no declared route (no requirement) while the module's
 // router still reaches a protected handler.
 func canonicalPath(u *url.URL) error {
-	raw := strings.ToLower(u.EscapedPath())
-	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%2e") {
-		return badPath()
+	raw := u.EscapedPath()
+	for i := strings.IndexByte(raw, '%'); i >= 0 && i+2 < len(raw); {
+		switch raw[i+1] {
+		case '2':
+			if c := raw[i+2] | 0x20; c == 'f' || c == 'e' {
+				return badPath()
+			}
+		case '5':
+			if raw[i+2]|0x20 == 'c' {
+				return badPath()
+			}
+		}
+		j := strings.IndexByte(raw[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	p := strings.TrimSuffix(u.Path, "/")
 	if p == "" {
 		return nil
 	}
-	for _, seg := range strings.Split(p[1:], "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.Contains(seg, "\\") {
+	for rest := p[1:]; ; {
+		seg := rest
+		i := strings.IndexByte(rest, '/')
+		if i >= 0 {
+			seg, rest = rest[:i], rest[i+1:]
+		}
+		if seg == "" || seg == "." || seg == ".." || strings.IndexByte(seg, '\\') >= 0 {
 			return badPath()
 		}
+		if i < 0 {
+			return nil
+		}
 	}
-	return nil
 }
 
 func badPath() *core.Error {

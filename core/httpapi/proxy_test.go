@@ -24,6 +24,13 @@ func TestCanonicalPath(t *testing.T) {
 		"/hello/%2e%2e/modules/": false,
 		"/x/items/a%5Cb":         false,
 		"/hello/ping//":          false,
+		"/hello/a%20b%2Fc":       false,
+		"/hello/%2E%2E/x":        false,
+		"/hello/a%5cb":           false,
+		"/hello/a%25":            true,
+		"/hello/a%252f":          true,
+		"/hello/a\\b":            false,
+		"/hello/.x/..y":          true,
 	} {
 		u, err := url.ParseRequestURI(raw)
 		require.NoError(t, err, raw)

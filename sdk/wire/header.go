@@ -23,11 +23,14 @@ var hopHeaders = map[string]bool{
 // HeadersToProto converts an http.Header, dropping hop-by-hop headers.
 func HeadersToProto(h http.Header) []*modulev1.Header {
 	out := make([]*modulev1.Header, 0, len(h))
+	hs := make([]modulev1.Header, len(h)) // one allocation for all of them
 	for name, values := range h {
 		if hopHeaders[name] {
 			continue
 		}
-		out = append(out, &modulev1.Header{Name: name, Values: values})
+		kv := &hs[len(out)]
+		kv.Name, kv.Values = name, values
+		out = append(out, kv)
 	}
 	return out
 }

@@ -8,32 +8,68 @@ type Pattern struct {
 	Method string
 	Path   string
 	segs   []string
+	rank   [4]int // specificity, computed once
 }
 
 // CompilePattern compiles a route path pattern. method "*" or "" matches any.
 func CompilePattern(method, path string) Pattern {
-	return Pattern{Method: strings.ToUpper(method), Path: path, segs: strings.Split(strings.Trim(path, "/"), "/")}
+	p := Pattern{Method: strings.ToUpper(method), Path: path, segs: strings.Split(strings.Trim(path, "/"), "/")}
+	p.rank = p.specificity()
+	return p
 }
 
 // Match reports whether the request matches, and the path parameters.
 func (p Pattern) Match(method, path string) (map[string]string, bool) {
+	var buf [maxStackSegs]string
+	return p.match(method, splitPath(path, buf[:0]))
+}
+
+// maxStackSegs is how many path segments are split without allocating.
+const maxStackSegs = 16
+
+// splitPath is strings.Split(strings.Trim(path, "/"), "/"), appended to
+// segs: a path is split once per request, however many patterns it is
+// matched against, into the caller's (stack) array.
+func splitPath(path string, segs []string) []string {
+	path = strings.Trim(path, "/")
+	for {
+		i := strings.IndexByte(path, '/')
+		if i < 0 {
+			return append(segs, path)
+		}
+		segs = append(segs, path[:i])
+		path = path[i+1:]
+	}
+}
+
+func (p *Pattern) match(method string, segs []string) (map[string]string, bool) {
 	if p.Method != "" && p.Method != "*" && p.Method != method && !(p.Method == "GET" && method == "HEAD") {
 		return nil, false
 	}
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	// Literal segments first, so that a pattern that cannot match allocates
+	// no parameters.
+	n := len(p.segs)
+	wild := p.rank[2] != 0
+	if (wild && len(segs) < n-1) || (!wild && len(segs) != n) {
+		return nil, false
+	}
+	for i, s := range p.segs {
+		if (wild && i == n-1) || strings.HasPrefix(s, ":") {
+			continue
+		}
+		if s != segs[i] {
+			return nil, false
+		}
+	}
 	var params map[string]string
 	for i, s := range p.segs {
-		if s == "*" && i == len(p.segs)-1 {
+		switch {
+		case wild && i == n-1:
 			if params == nil {
 				params = map[string]string{}
 			}
 			params["*"] = strings.Join(segs[min(i, len(segs)):], "/")
-			return params, true
-		}
-		if i >= len(segs) {
-			return nil, false
-		}
-		if strings.HasPrefix(s, ":") {
+		case strings.HasPrefix(s, ":"):
 			if segs[i] == "" {
 				return nil, false
 			}
@@ -41,14 +77,7 @@ func (p Pattern) Match(method, path string) (map[string]string, bool) {
 				params = map[string]string{}
 			}
 			params[s[1:]] = segs[i]
-			continue
 		}
-		if s != segs[i] {
-			return nil, false
-		}
-	}
-	if len(segs) != len(p.segs) {
-		return nil, false
 	}
 	return params, true
 }
@@ -84,15 +113,16 @@ func (p Pattern) specificity() [4]int {
 // those of the handler that will actually serve it: "/x/items/admin" is never
 // guarded as "/x/items/:id".
 func BestMatch(ps []Pattern, method, path string) (int, map[string]string) {
+	var buf [maxStackSegs]string
+	segs := splitPath(path, buf[:0])
 	best, bestParams := -1, map[string]string(nil)
-	var bestRank [4]int
-	for i, p := range ps {
-		params, ok := p.Match(method, path)
-		if !ok {
-			continue
+	for i := range ps {
+		p := &ps[i]
+		if best >= 0 && !greater(p.rank, ps[best].rank) {
+			continue // cannot win: no need to match it
 		}
-		if r := p.specificity(); best < 0 || greater(r, bestRank) {
-			best, bestParams, bestRank = i, params, r
+		if params, ok := p.match(method, segs); ok {
+			best, bestParams = i, params
 		}
 	}
 	return best, bestParams

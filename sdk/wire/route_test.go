@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +24,11 @@ func TestPatternMatch(t *testing.T) {
 		{"param empty", "GET", "/hello/items/:id/x", "GET", "/hello/items//x", false, nil},
 		{"wildcard", "GET", "/hello/files/*", "GET", "/hello/files/a/b", true, map[string]string{"*": "a/b"}},
 		{"wildcard empty", "GET", "/hello/files/*", "GET", "/hello/files", true, map[string]string{"*": ""}},
+		{"wildcard deep", "GET", "/hello/files/*", "GET", "/hello/files/" + strings.Repeat("d/", 20) + "f", true, map[string]string{"*": strings.Repeat("d/", 20) + "f"}},
+		{"wildcard short", "GET", "/hello/files/x/*", "GET", "/hello/files", false, nil},
+		{"more segments than the stack holds", "GET", "/" + strings.Repeat("s/", 20) + ":id", "GET", "/" + strings.Repeat("s/", 20) + "7", true, map[string]string{"id": "7"}},
+		{"one segment differs among many", "GET", "/" + strings.Repeat("s/", 20) + "x", "GET", "/" + strings.Repeat("s/", 20) + "y", false, nil},
+		{"star not last is literal", "GET", "/hello/*/x", "GET", "/hello/a/x", false, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
