@@ -571,6 +571,7 @@ const endWriteWait = 100 * time.Millisecond
 // until ln is closed; it returns the error that ended Accept. The handler
 // sees requests as [NewHTTPServer]'s does.
 func ServeDirect(ln net.Listener, h http.Handler, log *slog.Logger) error {
+	wk := newWorkers(h, log)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -579,22 +580,23 @@ func ServeDirect(ln net.Listener, h http.Handler, log *slog.Logger) error {
 		if uc, ok := c.(*net.UnixConn); ok {
 			_ = uc.SetWriteBuffer(1 << 20)
 		}
-		go serveDirectConn(c, h, log)
+		go serveDirectConn(c, wk)
 	}
 }
 
 // serveDirectConn reads frames from one connection: a head starts an
-// exchange, whose handler runs in a goroutine of its own, so that the
+// exchange, whose handler runs on a worker goroutine (workers.go), so that the
 // reader keeps reading and notices the connection closing (the core's
 // cancellation) while the handler runs. Body frames go to the handler as it
 // reads them.
-func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
+func serveDirectConn(c net.Conn, wk *workers) {
+	log := wk.log
 	fc := newFrameConn(c)
 	defer c.Close()
 	if b, err := fc.br.Peek(4); err == nil && string(b) == muxMagic[:4] {
 		if b, err := fc.br.Peek(len(muxMagic)); err == nil && string(b) == muxMagic {
 			_, _ = fc.br.Discard(len(muxMagic))
-			serveMux(fc, h, log)
+			serveMux(fc, wk)
 		}
 		return
 	}
@@ -631,7 +633,7 @@ func serveDirectConn(c net.Conn, h http.Handler, log *slog.Logger) {
 			return
 		}
 		cur = newExchange(fc, frame)
-		go cur.run(h, log)
+		wk.run(cur)
 	}
 }
 
@@ -833,7 +835,7 @@ func (x *exchange) Send(frame *modulev1.HTTPResponseFrame) error {
 	if x.mux == nil {
 		return x.fc.writeFrame(frame)
 	}
-	if !x.window.wait(x.ctx.Done()) {
+	if !x.window.wait(x.ctx.Done(), nil) {
 		return x.ctx.Err()
 	}
 	n, err := x.mux.conn.send(x.id, muxData, frame, 0)

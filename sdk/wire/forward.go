@@ -118,27 +118,47 @@ func (g *grpcStream) Close() {
 
 // forwardOver carries one exchange over s (see [Forward]).
 func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
+	first := &modulev1.HTTPRequestFrame{Head: head, End: true}
+	if body == nil || head.GetContentLength() == 0 {
+		// Nothing to upload (most requests): no buffer, no goroutine.
+		if err := s.Send(first); err != nil {
+			s.Close()
+			return &ForwardError{Err: err}
+		}
+		started, err := relay(s, w, nil)
+		s.Close()
+		if err != nil {
+			return &ForwardError{Started: started, Err: err}
+		}
+		return nil
+	}
 	bufp := chunkPool.Get().(*[]byte)
 	buf := *bufp
-	first := &modulev1.HTTPRequestFrame{Head: head, End: true}
-	if body != nil && head.GetContentLength() != 0 {
-		n, rerr := body.Read(buf)
-		first.Body = buf[:n]
-		switch {
-		case rerr == io.EOF:
-		case rerr != nil:
-			chunkPool.Put(bufp)
-			s.Close()
-			return &ForwardError{Body: true, Err: rerr}
-		case int64(n) == head.GetContentLength():
-		default:
-			first.End = false
-		}
+	n, rerr := body.Read(buf)
+	first.Body = buf[:n]
+	switch {
+	case rerr == io.EOF:
+	case rerr != nil:
+		chunkPool.Put(bufp)
+		s.Close()
+		return &ForwardError{Body: true, Err: rerr}
+	case int64(n) == head.GetContentLength():
+	default:
+		first.End = false
 	}
 	if err := s.Send(first); err != nil {
 		chunkPool.Put(bufp)
 		s.Close()
 		return &ForwardError{Err: err}
+	}
+	if first.End {
+		chunkPool.Put(bufp)
+		started, err := relay(s, w, nil)
+		s.Close()
+		if err != nil {
+			return &ForwardError{Started: started, Err: err}
+		}
+		return nil
 	}
 
 	// The rest of the body goes up while the answer comes down: a module may
@@ -148,98 +168,70 @@ func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w
 		bodyEOF  atomic.Bool // the whole body is read; its end frame is going up
 		bodyDone = make(chan struct{})
 	)
-	if first.End {
-		chunkPool.Put(bufp)
-		close(bodyDone)
-	} else {
-		full := len(first.Body) == len(buf) // the last read filled the buffer
-		go func() {
-			defer close(bodyDone)
-			big := false
-			defer func() {
-				if big {
-					bigChunkPool.Put(bufp)
-				} else {
-					chunkPool.Put(bufp)
-				}
-			}()
-			for {
-				if !big && full {
-					// The body arrives faster than a chunk at a time: it
-					// goes in bigger frames. (A slow upload keeps the small
-					// buffer.)
-					chunkPool.Put(bufp)
-					bufp, big = bigChunkPool.Get().(*[]byte), true
-					buf = *bufp
-				}
-				n, rerr := body.Read(buf)
-				full = n == len(buf)
-				if n > 0 {
-					if err := s.Send(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
-						// The module is gone or has answered; Recv reports it.
-						discardRest(body, buf, rerr)
-						return
-					}
-				}
-				if rerr == io.EOF {
-					bodyEOF.Store(true)
-					_ = s.Send(&modulev1.HTTPRequestFrame{End: true})
-					return
-				}
-				if rerr != nil {
-					bodyErr = rerr
-					s.Close() // cancels the handler
+	full := len(first.Body) == len(buf) // the last read filled the buffer
+	go func() {
+		defer close(bodyDone)
+		big := false
+		defer func() {
+			if big {
+				bigChunkPool.Put(bufp)
+			} else {
+				chunkPool.Put(bufp)
+			}
+		}()
+		for {
+			if !big && full {
+				// The body arrives faster than a chunk at a time: it goes
+				// in bigger frames. (A slow upload keeps the small buffer.)
+				chunkPool.Put(bufp)
+				bufp, big = bigChunkPool.Get().(*[]byte), true
+				buf = *bufp
+			}
+			n, rerr := body.Read(buf)
+			full = n == len(buf)
+			if n > 0 {
+				if err := s.Send(&modulev1.HTTPRequestFrame{Body: buf[:n]}); err != nil {
+					// The module is gone or has answered; Recv reports it.
+					discardRest(body, buf, rerr)
 					return
 				}
 			}
-		}()
-	}
+			if rerr == io.EOF {
+				bodyEOF.Store(true)
+				_ = s.Send(&modulev1.HTTPRequestFrame{End: true})
+				return
+			}
+			if rerr != nil {
+				bodyErr = rerr
+				s.Close() // cancels the handler
+				return
+			}
+		}
+	}()
 
-	started := false
-	flusher, _ := w.(http.Flusher)
-	arr, _ := s.(arriver)
 	// stopBody ends the upload once the module no longer wants it: the
 	// answer is flushed first, then a blocked read of the client's body is
 	// cut short (a slow or endless upload must not hold the answer back).
-	stopBody := func() {
+	stopBody := func(started bool) {
 		s.Close()
 		select {
 		case <-bodyDone:
 			return
 		default:
 		}
-		if flusher != nil && started {
+		if flusher, ok := w.(http.Flusher); ok && started {
 			flusher.Flush()
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerRead))
 		<-bodyDone
 	}
-	fail := func(err error) error {
-		stopBody()
+	started, err := relay(s, w, bodyDone)
+	if err != nil {
+		stopBody(started)
 		if bodyErr != nil {
 			return &ForwardError{Started: started, Body: true, Err: bodyErr}
 		}
 		return &ForwardError{Started: started, Err: err}
-	}
-	for {
-		frame, err := s.Recv()
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fail(err)
-		}
-		if started, err = relayFrame(w, frame, started, bodyDone); err != nil {
-			return fail(err)
-		}
-		if frame.GetEnd() {
-			break
-		}
-		// Flushed unless the next frame is already arriving: the client gets
-		// every frame as soon as the module sends it, in fewer writes.
-		if flusher != nil && (arr == nil || !arr.arriving()) {
-			flusher.Flush()
-		}
 	}
 	if bodyEOF.Load() {
 		// The answer is whole and the end of the upload on its way: let it
@@ -251,8 +243,36 @@ func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w
 		}
 		t.Stop()
 	}
-	stopBody()
+	stopBody(started)
 	return nil
+}
+
+// relay writes the module's answer, frame by frame, to w until its last
+// frame. It returns whether the head is out. bodyDone is open while the
+// request body is still going up (nil: it went whole in the first frame).
+func relay(s exchangeStream, w http.ResponseWriter, bodyDone <-chan struct{}) (started bool, err error) {
+	flusher, _ := w.(http.Flusher)
+	arr, _ := s.(arriver)
+	for {
+		frame, err := s.Recv()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return started, err
+		}
+		if started, err = relayFrame(w, frame, started, bodyDone); err != nil {
+			return started, err
+		}
+		if frame.GetEnd() {
+			return started, nil
+		}
+		// Flushed unless the next frame is already arriving: the client gets
+		// every frame as soon as the module sends it, in fewer writes.
+		if flusher != nil && (arr == nil || !arr.arriving()) {
+			flusher.Flush()
+		}
+	}
 }
 
 // After an answer that did not wait for the whole upload, the rest of the
@@ -294,7 +314,8 @@ func relayFrame(w http.ResponseWriter, frame *modulev1.HTTPResponseFrame, starte
 }
 
 // writeHead writes the module's response head to w. When the request body
-// is still being sent (bodyDone open), the client's connection is closed
+// is still being sent (bodyDone open; nil when it went whole in the first
+// frame), the client's connection is closed
 // after this response: if the module stops reading, the rest of the upload
 // is cut short with a read deadline, and net/http then takes the
 // connection for dead (it cancels the context of the next request on it).
@@ -306,10 +327,12 @@ func writeHead(w http.ResponseWriter, h *modulev1.ResponseHead, bodyDone <-chan 
 			dst[name] = kv.GetValues()
 		}
 	}
-	select {
-	case <-bodyDone:
-	default:
-		dst.Set("Connection", "close")
+	if bodyDone != nil {
+		select {
+		case <-bodyDone:
+		default:
+			dst.Set("Connection", "close")
+		}
 	}
 	w.WriteHeader(int(h.GetStatus()))
 }

@@ -259,6 +259,40 @@ func TestDirectCancellation(t *testing.T) {
 	})
 }
 
+// A client that leaves before the module has answered anything cancels the
+// handler: the core is then waiting for the first frame.
+func TestCancellationBeforeTheAnswer(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		handlerDone := make(chan error, 1)
+		started := make(chan struct{})
+		core := bridge(t, transport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ping" {
+				w.Write([]byte("pong"))
+				return
+			}
+			close(started)
+			<-r.Context().Done()
+			handlerDone <- r.Context().Err()
+		}))
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-started; cancel() }()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, core.URL+"/silent", nil)
+		_, err := http.DefaultClient.Do(req)
+		require.ErrorIs(t, err, context.Canceled)
+		select {
+		case err := <-handlerDone:
+			assert.ErrorIs(t, err, context.Canceled)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the handler was not cancelled")
+		}
+		resp, err := http.Get(core.URL + "/ping")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "pong", string(body))
+	})
+}
+
 // A client that leaves cancels a handler that streams its answer without
 // reading the body it was sent: three frames, so the module's reader must
 // keep reading past what the handler left unread to see the core close the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -204,8 +203,9 @@ func (c *credit) spend(n int) {
 	c.mu.Unlock()
 }
 
-// wait returns true once there is credit, false if stop is closed first.
-func (c *credit) wait(stop <-chan struct{}) bool {
+// wait returns true once there is credit, false if stop or stop2 (which
+// may be nil) is closed first.
+func (c *credit) wait(stop, stop2 <-chan struct{}) bool {
 	c.mu.Lock()
 	for c.n <= 0 {
 		if c.wake == nil {
@@ -216,6 +216,8 @@ func (c *credit) wait(stop <-chan struct{}) bool {
 		select {
 		case <-w:
 		case <-stop:
+			return false
+		case <-stop2:
 			return false
 		}
 		c.mu.Lock()
@@ -339,7 +341,7 @@ func (mc *muxClient) readLoop() {
 
 // Forward carries one exchange (see [DirectClient.Forward]).
 func (mc *muxClient) Forward(ctx context.Context, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
-	st := &muxStream{mc: mc, ready: make(chan struct{}, 1), over: make(chan struct{})}
+	st := &muxStream{mc: mc, ctx: ctx, ready: make(chan struct{}, 1), over: make(chan struct{})}
 	st.window.n = muxWindowBytes
 	mc.mu.Lock()
 	if mc.err != nil {
@@ -356,22 +358,27 @@ func (mc *muxClient) Forward(ctx context.Context, head *modulev1.RequestHead, bo
 	st.id = mc.next
 	mc.streams[st.id] = st
 	mc.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { st.fail(ctx.Err(), false) })
-	defer func() {
-		stop()
-		mc.mu.Lock()
-		if mc.streams[st.id] == st {
-			delete(mc.streams, st.id)
-		}
-		mc.mu.Unlock()
-	}()
+	defer mc.forget(st)
 	return forwardOver(st, head, body, w)
+}
+
+// forget removes st from the connection's exchanges: it is over.
+func (mc *muxClient) forget(st *muxStream) {
+	mc.mu.Lock()
+	if mc.streams[st.id] == st {
+		delete(mc.streams, st.id)
+	}
+	mc.mu.Unlock()
 }
 
 // muxStream is one exchange on a muxClient (an exchangeStream).
 type muxStream struct {
 	mc *muxClient
 	id uint32
+	// ctx is the client's request: when it ends, the exchange fails as
+	// soon as its goroutines wait for the module (Recv, or credit in Send),
+	// and the module is told to cancel the handler.
+	ctx context.Context
 
 	window credit        // request bytes the module can still take
 	over   chan struct{} // closed with err
@@ -431,8 +438,8 @@ func (st *muxStream) Close() { st.fail(errExchangeOver, false) }
 // Send sends a request frame, waiting for credit for any after the first.
 func (st *muxStream) Send(f *modulev1.HTTPRequestFrame) error {
 	first := f.GetHead() != nil
-	if !first {
-		st.window.wait(st.over)
+	if !first && !st.window.wait(st.over, st.ctx.Done()) {
+		st.cancelled()
 	}
 	st.mu.Lock()
 	err := st.err
@@ -478,7 +485,18 @@ func (st *muxStream) Recv() (*modulev1.HTTPResponseFrame, error) {
 			return nil, err
 		}
 		st.mu.Unlock()
-		<-st.ready
+		select {
+		case <-st.ready:
+		case <-st.ctx.Done():
+			st.cancelled()
+		}
+	}
+}
+
+// cancelled fails the exchange if the client's request has ended.
+func (st *muxStream) cancelled() {
+	if err := st.ctx.Err(); err != nil {
+		st.fail(err, false)
 	}
 }
 
@@ -490,8 +508,9 @@ func (st *muxStream) arriving() bool {
 }
 
 // serveMux serves a multiplexed connection whose magic fc has read: every
-// exchange's handler runs in a goroutine of its own.
-func serveMux(fc *frameConn, h http.Handler, log *slog.Logger) {
+// exchange's handler runs on a worker goroutine of its own (workers.go).
+func serveMux(fc *frameConn, wk *workers) {
+	log := wk.log
 	ms := &muxServer{conn: newMuxConn(fc), exchanges: make(map[uint32]*exchange)}
 	defer func() {
 		ms.mu.Lock()
@@ -534,7 +553,7 @@ func serveMux(fc *frameConn, h http.Handler, log *slog.Logger) {
 				ms.mu.Lock()
 				ms.exchanges[id] = x
 				ms.mu.Unlock()
-				go x.run(h, log)
+				wk.run(x)
 				continue
 			}
 			if x != nil && !x.deliver(frame, len(p), bodyBuf{}) {

@@ -170,7 +170,7 @@ func TestMuxFallsBackToConnections(t *testing.T) {
 					c.Close() // what an older reader does: a frame over the limit
 					return
 				}
-				serveDirectConn(&prefixConn{Conn: c, r: fc.br}, h, slog.New(slog.DiscardHandler))
+				serveDirectConn(&prefixConn{Conn: c, r: fc.br}, newWorkers(h, slog.New(slog.DiscardHandler)))
 			}()
 		}
 	}()
