@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -128,6 +129,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		}
 		if cfg.GoMaxProcs > 0 {
 			runtime.GOMAXPROCS(cfg.GoMaxProcs)
+		}
+		if cfg.GOGC > 0 {
+			debug.SetGCPercent(cfg.GOGC)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

@@ -77,6 +77,20 @@ type Config struct {
 	// Go's default (every CPU). CHACC_MODULE_GOMAXPROCS. Default: half of the
 	// CPUs available to the core, rounded up.
 	ModuleGoMaxProcs int
+	// GOGC is the core's garbage collection target percentage
+	// (debug.SetGCPercent): the heap may grow by this much of what is live
+	// before a collection. Go's default, 100, makes a process whose live
+	// heap is a few MiB collect every few MiB allocated, and the core and
+	// each module are such processes: under load that was 15% of a
+	// module's CPU. 400 collects a quarter as often, for a heap of up to
+	// five times what is live (a few MiB to some tens more per process;
+	// BENCHMARKS.md measures both). 0 leaves Go's default. CHACC_GOGC.
+	// Default: 400; 0 when Go's own GOGC variable is set, which then
+	// governs the core.
+	GOGC int
+	// ModuleGOGC is the GOGC of every module process; 0 leaves Go's
+	// default (100). CHACC_MODULE_GOGC. Default: 400.
+	ModuleGOGC int
 	// RestartMax crashes within RestartWindow mark a module crashed.
 	// CHACC_RESTART_MAX. Default: 5.
 	RestartMax int
@@ -142,6 +156,9 @@ type Config struct {
 // Load reads the configuration from the environment and checks it.
 func Load() (Config, error) { return load(os.Getenv) }
 
+// DefaultGOGC is the default GOGC of the core and of every module.
+const DefaultGOGC = 400
+
 // HalfCPUs is the default GOMAXPROCS of the core and of every module: half
 // the CPUs available to this process, rounded up.
 func HalfCPUs() int { return (runtime.GOMAXPROCS(0) + 1) / 2 }
@@ -165,6 +182,8 @@ func load(getenv func(string) string) (Config, error) {
 		Bridge:            or(getenv("CHACC_BRIDGE"), "mux"),
 		GoMaxProcs:        half,
 		ModuleGoMaxProcs:  half,
+		GOGC:              DefaultGOGC,
+		ModuleGOGC:        DefaultGOGC,
 		RestartMax:        5,
 		RestartWindow:     time.Minute,
 		RestartBackoffMin: 100 * time.Millisecond,
@@ -188,6 +207,11 @@ func load(getenv func(string) string) (Config, error) {
 	}
 	p.count("CHACC_GOMAXPROCS", &c.GoMaxProcs)
 	p.count("CHACC_MODULE_GOMAXPROCS", &c.ModuleGoMaxProcs)
+	if getenv("GOGC") != "" {
+		c.GOGC = 0
+	}
+	p.percent("CHACC_GOGC", &c.GOGC)
+	p.percent("CHACC_MODULE_GOGC", &c.ModuleGOGC)
 	p.integer("CHACC_RESTART_MAX", &c.RestartMax)
 	p.duration("CHACC_RESTART_WINDOW", &c.RestartWindow)
 	p.duration("CHACC_RESTART_BACKOFF_MIN", &c.RestartBackoffMin)
@@ -335,6 +359,19 @@ func (p *parser) count(name string, dst *int) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 1024 {
 			return fmt.Errorf("%q is not a number of CPUs from 0 (Go's default) to 1024", v)
+		}
+		*dst = n
+		return nil
+	})
+}
+
+// percent accepts a garbage collection percentage: 0 (Go's default) to
+// 100000.
+func (p *parser) percent(name string, dst *int) {
+	p.set(name, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			return fmt.Errorf("%q is not a percentage from 0 (Go's default) to 100000", v)
 		}
 		*dst = n
 		return nil

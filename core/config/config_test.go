@@ -119,3 +119,28 @@ func TestGoMaxProcs(t *testing.T) {
 		assert.ErrorContains(t, err, "CHACC_GOMAXPROCS", v)
 	}
 }
+
+func TestGOGC(t *testing.T) {
+	c, err := load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, DefaultGOGC, c.GOGC)
+	assert.Equal(t, DefaultGOGC, c.ModuleGOGC)
+
+	// Go's own variable governs the core; modules keep chacc's default.
+	c, err = load(env(map[string]string{"GOGC": "150"}))
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.GOGC)
+	assert.Equal(t, DefaultGOGC, c.ModuleGOGC)
+
+	c, err = load(env(map[string]string{"GOGC": "150", "CHACC_GOGC": "200", "CHACC_MODULE_GOGC": "0"}))
+	require.NoError(t, err)
+	assert.Equal(t, 200, c.GOGC)
+	assert.Equal(t, 0, c.ModuleGOGC, "0: Go's default")
+
+	for _, v := range []string{"-1", "off", "100001", "1.5"} {
+		_, err := load(env(map[string]string{"CHACC_GOGC": v}))
+		assert.ErrorContains(t, err, "CHACC_GOGC", v)
+		_, err = load(env(map[string]string{"CHACC_MODULE_GOGC": v}))
+		assert.ErrorContains(t, err, "CHACC_MODULE_GOGC", v)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chacc/chacc/core/config"
 	"github.com/chacc/chacc/core/store/storetest"
 )
 
@@ -168,6 +170,13 @@ func TestKilledModuleComesBack(t *testing.T) {
 		s := startServer(t, b)
 		installHello(t, s)
 		pid := s.modulePID("hello")
+		// The module runs with chacc's garbage collection target.
+		environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err == nil {
+			assert.Contains(t, strings.Split(string(environ), "\x00"), "GOGC="+strconv.Itoa(config.DefaultGOGC))
+		} else if runtime.GOOS == "linux" {
+			t.Fatal(err)
+		}
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		start := time.Now()
 		// While it is down the prefix answers 503 with Retry-After, never hangs.

@@ -10,19 +10,20 @@ import (
 
 func TestModuleEnvironment(t *testing.T) {
 	m := &Manager{cfg: Config{
-		Mode: "production", GoMaxProcs: 1,
-		Environ: []string{"PATH=/bin", "DATABASE_URL=postgres://secret", "GOMAXPROCS=8", "HELLO_GREETING=hi", "TZ=UTC"},
+		Mode: "production", GoMaxProcs: 1, GOGC: 400,
+		Environ: []string{"PATH=/bin", "DATABASE_URL=postgres://secret", "GOMAXPROCS=8", "GOGC=50", "HELLO_GREETING=hi", "TZ=UTC"},
 	}}
 	env := m.envFor("hello", map[string]string{"HELLO_GREETING": "hi"})
 	assert.ElementsMatch(t, []string{
-		"PATH=/bin", "TZ=UTC", "HELLO_GREETING=hi", "GOMAXPROCS=1",
+		"PATH=/bin", "TZ=UTC", "HELLO_GREETING=hi", "GOMAXPROCS=1", "GOGC=400",
 		"CHACC_MODE=production", "CHACC_MODULE_NAME=hello",
-	}, env, "the core's secrets and its own GOMAXPROCS stay out")
+	}, env, "the core's secrets and its own GOMAXPROCS and GOGC stay out")
 
-	m.cfg.GoMaxProcs = 0
+	m.cfg.GoMaxProcs, m.cfg.GOGC = 0, 0
 	env = m.envFor("hello", nil)
-	assert.NotContains(t, env, "GOMAXPROCS=8")
-	assert.NotContains(t, env, "GOMAXPROCS=1")
+	for _, kv := range env {
+		assert.NotRegexp(t, "^(GOMAXPROCS|GOGC)=", kv, "Go's defaults")
+	}
 }
 
 func TestWithExtraProc(t *testing.T) {

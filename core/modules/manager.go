@@ -43,7 +43,9 @@ type Config struct {
 	// Bridge is instance.Config.Bridge.
 	Bridge string
 	// GoMaxProcs, when positive, is every module process's GOMAXPROCS.
-	GoMaxProcs        int
+	GoMaxProcs int
+	// GOGC, when positive, is every module process's GOGC.
+	GOGC              int
 	RestartMax        int
 	RestartWindow     time.Duration
 	RestartBackoffMin time.Duration
@@ -175,6 +177,9 @@ func (m *Manager) envFor(name string, settings map[string]string) []string {
 	}
 	if m.cfg.GoMaxProcs > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(m.cfg.GoMaxProcs))
+	}
+	if m.cfg.GOGC > 0 {
+		env = append(env, "GOGC="+strconv.Itoa(m.cfg.GOGC))
 	}
 	return append(env, "CHACC_MODE="+m.cfg.Mode, "CHACC_MODULE_NAME="+name)
 }

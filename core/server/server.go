@@ -68,6 +68,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Limits:       archive.Limits{MaxUnpackedBytes: cfg.MaxUnpackedBytes},
 		StartTimeout: cfg.StartTimeout, DrainTimeout: cfg.DrainTimeout, Bridge: cfg.Bridge,
 		GoMaxProcs: cfg.ModuleGoMaxProcs,
+		GOGC:       cfg.ModuleGOGC,
 		RestartMax: cfg.RestartMax, RestartWindow: cfg.RestartWindow,
 		RestartBackoffMin: cfg.RestartBackoffMin, RestartBackoffMax: cfg.RestartBackoffMax,
 		Trust: archive.Trust{Keys: cfg.TrustedKeys, Required: cfg.RequireSigned},
@@ -112,7 +113,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("chacc core listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", db.Driver(), "data_dir", abs, "version", core.Version,
 		"rate_limit", cfg.RateLimit.String(), "rate_limit_storage", limiter.Kind(),
-		"gomaxprocs", runtime.GOMAXPROCS(0), "module_gomaxprocs", cfg.ModuleGoMaxProcs)
+		"gomaxprocs", runtime.GOMAXPROCS(0), "module_gomaxprocs", cfg.ModuleGoMaxProcs,
+		"gogc", cfg.GOGC, "module_gogc", cfg.ModuleGOGC)
 
 	if err := mgr.Start(ctx, cfg.BootstrapModules); err != nil {
 		log.Error("module start-up", "error", err)
