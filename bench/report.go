@@ -22,7 +22,7 @@ type figure struct {
 	Chacc  *float64 `json:"chacc,omitempty"`
 	InProc *float64 `json:"inproc,omitempty"`
 	Micro  *float64 `json:"micro,omitempty"`
-	// Others are the medians of the extra contenders of (a) and (d), by
+	// Others are the medians of the extra contenders of (a), (b) and (d), by
 	// key (see extraContenders).
 	Others map[string]float64 `json:"others,omitempty"`
 	// Rounds holds every round's value per contender, in run order.

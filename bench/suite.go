@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,6 +81,7 @@ type stack struct {
 	// the bridges it no longer uses by default and with Go's default
 	// GOMAXPROCS, the in-process server on half the CPUs, and the floor.
 	extra []contender
+	seed  []*proc // extra servers of the hello handler, seeded as inproc is
 }
 
 func (s *stack) contenders() []contender {
@@ -98,6 +100,24 @@ var extraContenders = []struct{ key, what string }{
 	{"allcpus", "chacc, CHACC_GOMAXPROCS=0 CHACC_MODULE_GOMAXPROCS=0 (core and module each on every CPU, Go's default)"},
 	{"inprochalf", "in-process server with GOMAXPROCS at half the CPUs, as chacc's processes (the in-process column runs with Go's default)"},
 	{"hop", "floor: in-process + one bare 64-byte round trip to another process per request, both processes with GOMAXPROCS at half the CPUs"},
+	{"inprocgogc", "in-process server with GOGC=400, chacc's default (the in-process column runs with Go's default, 100)"},
+}
+
+// extraFor are the extra contenders measured in figure id: every one in
+// (a); in (b) the baselines and the floor, which tell what any bridge could
+// reach on the handler; in (d) the other bridge and the floor.
+func (s *stack) extraFor(id string) []contender {
+	keep := map[string][]string{
+		"b": {"inprochalf", "hop", "inprocgogc"},
+		"d": {"grpc", "hop"},
+	}[id]
+	var out []contender
+	for _, c := range s.extra {
+		if id == "a" || slices.Contains(keep, c.key) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 type suite struct {
@@ -209,7 +229,7 @@ func (s *suite) runAll() error {
 	}
 	if s.cfg.want("a") {
 		s.logf("(a) GET /hello/ping, %d connections", s.cfg.conns)
-		a, err := s.throughputOf("a", "GET /hello/ping", append(lite.contenders(), lite.extra...), ping)
+		a, err := s.throughputOf("a", "GET /hello/ping", append(lite.contenders(), lite.extraFor("a")...), ping)
 		if err != nil {
 			return err
 		}
@@ -219,6 +239,7 @@ func (s *suite) runAll() error {
 		s.add(figure{ID: "a÷c", What: "GET /hello/ping: chacc ÷ microservice", Unit: "×",
 			Ratio: ratio(a.Chacc, a.Micro), RatioOf: "chacc ÷ microservice", Target: "≥ 1.30",
 			Met: ptr(*ratio(a.Chacc, a.Micro) >= 1.30)})
+		s.addBaselines(a, "GET /hello/ping")
 	}
 
 	if s.cfg.want("j") {
@@ -233,7 +254,7 @@ func (s *suite) runAll() error {
 			continue
 		}
 		s.logf("(b) GET /hello/items/:id on %s", st.db)
-		b, err := s.throughput("b", "GET /hello/items/:id ("+st.db+")", st, itemPaths)
+		b, err := s.throughputOf("b", "GET /hello/items/:id ("+st.db+")", append(st.contenders(), st.extraFor("b")...), itemPaths)
 		if err != nil {
 			return err
 		}
@@ -242,6 +263,7 @@ func (s *suite) runAll() error {
 		s.add(b)
 		s.add(figure{ID: "b÷c", What: "items (" + st.db + "): chacc ÷ microservice", Unit: "×",
 			Ratio: ratio(b.Chacc, b.Micro), RatioOf: "chacc ÷ microservice"})
+		s.addBaselines(b, "items ("+st.db+")")
 	}
 
 	for _, step := range []struct {
@@ -309,12 +331,12 @@ func (s *suite) startStack(db, dbURL string) (*stack, error) {
 		return nil, err
 	}
 	s.procs = append(s.procs, st.micro)
-	if db == "sqlite" && (s.cfg.want("a") || s.cfg.want("d")) {
+	if db == "sqlite" && (s.cfg.want("a") || s.cfg.want("b") || s.cfg.want("d")) {
 		if err := s.startExtra(st, base, driver, dsn, env); err != nil {
 			return nil, err
 		}
 	}
-	for _, p := range []*proc{st.core, st.inproc} {
+	for _, p := range append([]*proc{st.core, st.inproc}, st.seed...) {
 		if err := seedItems(p.url, s.cfg.items); err != nil {
 			return nil, err
 		}
@@ -363,10 +385,6 @@ func (s *suite) compare(cs []contender, measure func(c contender) (float64, erro
 	return out, nil
 }
 
-func (s *suite) throughput(id, what string, st *stack, paths []string) (figure, error) {
-	return s.throughputOf(id, what, st.contenders(), paths)
-}
-
 func (s *suite) throughputOf(id, what string, cs []contender, paths []string) (figure, error) {
 	rounds, err := s.compare(cs, func(c contender) (float64, error) {
 		return closedLoop(c.base, paths, s.cfg.conns, s.cfg.warmup, s.cfg.measure)
@@ -399,6 +417,21 @@ func medians(f figure, rounds map[string][]float64) figure {
 	return f
 }
 
+// addBaselines adds the rows that put a throughput figure's ratio in
+// context, when their contenders ran: the floor (what one bare round trip
+// per request leaves of in-process throughput, against the same target) and
+// chacc against the in-process server on chacc's garbage collection target.
+func (s *suite) addBaselines(f figure, what string) {
+	if hop, ok := f.Others["hop"]; ok && f.InProc != nil {
+		s.add(figure{ID: f.ID + "⌊", What: what + ": floor ÷ in-process", Unit: "×",
+			Ratio: ratio(&hop, f.InProc), RatioOf: "floor ÷ in-process", Target: f.Target})
+	}
+	if gc, ok := f.Others["inprocgogc"]; ok {
+		s.add(figure{ID: f.ID + "gc", What: what + ": chacc ÷ in-process with GOGC=400", Unit: "×",
+			Ratio: ratio(f.Chacc, &gc), RatioOf: "chacc ÷ in-process (GOGC=400)"})
+	}
+}
+
 func ratio(a, b *float64) *float64 {
 	if a == nil || b == nil || *b == 0 {
 		return nil
@@ -416,7 +449,7 @@ func diff(a, b *float64) *float64 {
 // latency is (d): p50 and p99 at a constant moderate rate.
 func (s *suite) latency(st *stack, paths []string) error {
 	p99 := map[string][]float64{}
-	p50, err := s.compare(append(st.contenders(), st.extra...), func(c contender) (float64, error) {
+	p50, err := s.compare(append(st.contenders(), st.extraFor("d")...), func(c contender) (float64, error) {
 		l, err := openLoop(c.base, paths, s.cfg.rate, s.cfg.openWarmup, s.cfg.openMeasure)
 		p99[c.key] = append(p99[c.key], l.P99)
 		return l.P50, err
@@ -739,6 +772,19 @@ func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) er
 	}
 	s.procs = append(s.procs, half)
 	st.extra = append(st.extra, contender{"inprochalf", half.url})
+	st.seed = append(st.seed, half)
+	if addr, err = freeAddr(); err != nil {
+		return err
+	}
+	gcEnv := append(env[:len(env)-1:len(env)-1], "GOGC="+strconv.Itoa(coreconfig.DefaultGOGC))
+	gcDSN := strings.Replace(dsn, "hello.db", "inprocgogc.db", 1)
+	gc, err := startProc("inprocgogc", s.self, []string{"serve-inproc", addr, driver, gcDSN}, gcEnv, addr, "/hello/ping")
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, gc)
+	st.extra = append(st.extra, contender{"inprocgogc", gc.url})
+	st.seed = append(st.seed, gc)
 	sock := filepath.Join(base, "pong.sock")
 	pong, err := startPong(s.self, sock, env)
 	if err != nil {
@@ -755,5 +801,6 @@ func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) er
 	}
 	s.procs = append(s.procs, hop)
 	st.extra = append(st.extra, contender{"hop", hop.url})
+	st.seed = append(st.seed, hop)
 	return nil
 }
