@@ -6,10 +6,11 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -90,10 +91,20 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	return e
 }
 
-const (
-	ctxRequestID     = "chacc.request_id"
-	ctxCorrelationID = "chacc.correlation_id"
-)
+// ctxState holds a request's *reqState.
+const ctxState = "chacc.request"
+
+// reqState is what the middleware and the proxy note about a request: one
+// value in Echo's context rather than one per field.
+type reqState struct {
+	id, correlationID string
+	// target is the module and route the proxy looked up, for the metrics
+	// (hasTarget false for the core's own routes).
+	target    modules.Target
+	hasTarget bool
+}
+
+func state(c echo.Context) *reqState { st, _ := c.Get(ctxState).(*reqState); return st }
 
 // safeID tells whether a client's request or correlation id may be kept:
 // 1 to 128 of [A-Za-z0-9._:-].
@@ -123,26 +134,34 @@ func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 		if !safeID(cid) {
 			cid = rid
 		}
-		c.Set(ctxRequestID, rid)
-		c.Set(ctxCorrelationID, cid)
+		c.Set(ctxState, &reqState{id: rid, correlationID: cid})
 		// Whatever is logged with the request's context carries its id.
 		c.SetRequest(c.Request().WithContext(logging.WithRequestID(c.Request().Context(), rid)))
 		h := c.Response().Header()
-		h.Set("X-Request-ID", rid)
-		h.Set("X-Correlation-ID", cid)
+		h["X-Request-Id"] = []string{rid} // canonical keys, as Header.Set would make them
+		h["X-Correlation-Id"] = []string{cid}
 		return next(c)
 	}
 }
 
+// newID is 128 random bits in hex, from the runtime's ChaCha8 generator
+// (seeded from the system's entropy): an id that no two requests share, at
+// a fraction of a getrandom call per request.
 func newID() string {
 	var b [16]byte
 	var h [32]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	hex.Encode(h[:], b[:])
 	return string(h[:])
 }
 
-func requestID(c echo.Context) string { s, _ := c.Get(ctxRequestID).(string); return s }
+func requestID(c echo.Context) string {
+	if st := state(c); st != nil {
+		return st.id
+	}
+	return ""
+}
 
 // limitBody caps core route bodies at MaxBodyBytes (413 above).
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {

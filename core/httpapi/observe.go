@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/chacc/chacc/core/modules"
 )
 
 // RequestObserver records one answered request (core/metrics implements
@@ -16,9 +14,6 @@ import (
 type RequestObserver interface {
 	ObserveRequest(module, route, method string, code int, d time.Duration)
 }
-
-// ctxTarget holds the *modules.Target the proxy looked up.
-const ctxTarget = "chacc.target"
 
 // unmatched is the route label of a request no declared route matches.
 const unmatched = "unmatched"
@@ -72,7 +67,8 @@ func (s *Server) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 
 func observe(obs RequestObserver, c echo.Context, code int, start time.Time) {
 	module, route := "core", c.Path()
-	if t, ok := c.Get(ctxTarget).(*modules.Target); ok {
+	if st := state(c); st != nil && st.hasTarget {
+		t := &st.target
 		route = unmatched
 		if t.Module != "" {
 			module = t.Module

@@ -54,7 +54,7 @@ func instrumented(obs RequestObserver) *echo.Echo {
 		case p == "/hello/nothing":
 			t = modules.Target{Module: "hello"}
 		}
-		c.Set(ctxTarget, &t)
+		c.Set(ctxState, &reqState{target: t, hasTarget: true})
 		if t.Module == "" {
 			return core.Errorf(core.ENOTFOUND, "NOT_FOUND", "Not found.")
 		}

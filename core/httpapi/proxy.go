@@ -23,8 +23,13 @@ func (s *Server) proxy(c echo.Context) error {
 	if err := canonicalPath(r.URL); err != nil {
 		return err
 	}
+	st := state(c)
+	if st == nil {
+		st = &reqState{}
+		c.Set(ctxState, st)
+	}
 	t, err := s.lookup(r.Method, r.URL.Path)
-	c.Set(ctxTarget, &t) // module and route for the metrics
+	st.target, st.hasTarget = t, true // module and route for the metrics
 	if err != nil {
 		return err
 	}
@@ -52,7 +57,7 @@ func (s *Server) proxy(c echo.Context) error {
 	head := &modulev1.RequestHead{
 		Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
 		Headers: wire.HeadersToProto(r.Header), Host: r.Host, ContentLength: r.ContentLength,
-		ClientIp: c.RealIP(), RequestId: requestID(c), CorrelationId: c.Get(ctxCorrelationID).(string),
+		ClientIp: c.RealIP(), RequestId: st.id, CorrelationId: st.correlationID,
 		Route: t.Route.GetPath(), PathParams: t.PathParams, Principal: principal,
 	}
 	if principal != nil {
@@ -70,7 +75,9 @@ func (s *Server) proxy(c echo.Context) error {
 	if errors.Is(err, instance.ErrStopping) {
 		// The lookup raced with a switch (upgrade, disable): nothing was sent,
 		// so the request goes to whatever serves the prefix now.
-		if t, err = s.lookup(r.Method, r.URL.Path); err != nil {
+		t, err = s.lookup(r.Method, r.URL.Path)
+		st.target = t
+		if err != nil {
 			return err
 		}
 		// The new version may declare the route differently: check again.

@@ -102,7 +102,9 @@ func serveExchange(ctx context.Context, h http.Handler, log *slog.Logger, first 
 
 func newRequest(ctx context.Context, head *modulev1.RequestHead, body io.ReadCloser) (*http.Request, error) {
 	u := &url.URL{Path: head.GetPath(), RawPath: head.GetRawPath(), RawQuery: head.GetRawQuery()}
-	req, err := http.NewRequestWithContext(ctx, head.GetMethod(), u.String(), body)
+	// The URL is built from its parts, not printed and parsed again: "/"
+	// only lets NewRequest check the method and set the rest up.
+	req, err := http.NewRequestWithContext(ctx, head.GetMethod(), "/", body)
 	if err != nil {
 		return nil, err
 	}
