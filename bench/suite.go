@@ -759,39 +759,36 @@ func (s *suite) startExtra(st *stack, base, driver, dsn string, env []string) er
 		}
 		st.extra = append(st.extra, contender{x.key, p.url})
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
+	// The in-process server with chacc's defaults: half the CPUs, and
+	// chacc's GOGC (with Go's default GOMAXPROCS).
+	half := append(env[:len(env):len(env)], "GOMAXPROCS="+strconv.Itoa(coreconfig.HalfCPUs()))
+	gc := append(env[:len(env):len(env)], "GOGC="+strconv.Itoa(coreconfig.DefaultGOGC))
+	for _, x := range []struct {
+		key string
+		env []string
+	}{{"inprochalf", half}, {"inprocgogc", gc}} {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		xDSN := strings.Replace(dsn, "hello.db", x.key+".db", 1)
+		p, err := startProc(x.key, s.self, []string{"serve-inproc", addr, driver, xDSN}, x.env, addr, "/hello/ping")
+		if err != nil {
+			return err
+		}
+		s.procs = append(s.procs, p)
+		st.extra = append(st.extra, contender{x.key, p.url})
+		st.seed = append(st.seed, p)
 	}
-	// chacc's default: the core and each module on half the CPUs.
-	env = append(env[:len(env):len(env)], "GOMAXPROCS="+strconv.Itoa(coreconfig.HalfCPUs()))
-	halfDSN := strings.Replace(dsn, "hello.db", "inprochalf.db", 1)
-	half, err := startProc("inprochalf", s.self, []string{"serve-inproc", addr, driver, halfDSN}, env, addr, "/hello/ping")
-	if err != nil {
-		return err
-	}
-	s.procs = append(s.procs, half)
-	st.extra = append(st.extra, contender{"inprochalf", half.url})
-	st.seed = append(st.seed, half)
-	if addr, err = freeAddr(); err != nil {
-		return err
-	}
-	gcEnv := append(env[:len(env)-1:len(env)-1], "GOGC="+strconv.Itoa(coreconfig.DefaultGOGC))
-	gcDSN := strings.Replace(dsn, "hello.db", "inprocgogc.db", 1)
-	gc, err := startProc("inprocgogc", s.self, []string{"serve-inproc", addr, driver, gcDSN}, gcEnv, addr, "/hello/ping")
-	if err != nil {
-		return err
-	}
-	s.procs = append(s.procs, gc)
-	st.extra = append(st.extra, contender{"inprocgogc", gc.url})
-	st.seed = append(st.seed, gc)
+	env = half // the floor's two processes, as chacc's
 	sock := filepath.Join(base, "pong.sock")
 	pong, err := startPong(s.self, sock, env)
 	if err != nil {
 		return err
 	}
 	s.procs = append(s.procs, pong)
-	if addr, err = freeAddr(); err != nil {
+	addr, err := freeAddr()
+	if err != nil {
 		return err
 	}
 	hopDSN := strings.Replace(dsn, "hello.db", "hop.db", 1)

@@ -355,23 +355,21 @@ func (p *parser) integer(name string, dst *int) {
 
 // count accepts 0 (Go's default) or a number of CPUs.
 func (p *parser) count(name string, dst *int) {
-	p.set(name, func(v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1024 {
-			return fmt.Errorf("%q is not a number of CPUs from 0 (Go's default) to 1024", v)
-		}
-		*dst = n
-		return nil
-	})
+	p.upTo(name, dst, 1024, "a number of CPUs")
 }
 
 // percent accepts a garbage collection percentage: 0 (Go's default) to
 // 100000.
 func (p *parser) percent(name string, dst *int) {
+	p.upTo(name, dst, 100000, "a percentage")
+}
+
+// upTo accepts an integer from 0 (Go's default) to max, what it counts.
+func (p *parser) upTo(name string, dst *int, max int, what string) {
 	p.set(name, func(v string) error {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100000 {
-			return fmt.Errorf("%q is not a percentage from 0 (Go's default) to 100000", v)
+		if err != nil || n < 0 || n > max {
+			return fmt.Errorf("%q is not %s from 0 (Go's default) to %d", v, what, max)
 		}
 		*dst = n
 		return nil
