@@ -21,7 +21,10 @@
 // gRPC), mounts its routes under the manifest's prefixes, and forwards each
 // request, body streamed both ways. Handlers see the full path the client
 // called. The authenticated caller and the request ids are in the request's
-// context: [PrincipalFrom], [RequestFrom].
+// context: [PrincipalFrom], [RequestFrom]. As with net/http, which serves
+// the requests of a connection on one goroutine, a handler's goroutine then
+// serves other requests: profiling labels it sets are reset after it, but a
+// handler that calls runtime.LockOSThread must unlock before it returns.
 //
 // Through the [Runtime] a module publishes events ([Runtime.Publish]), handles
 // the events it subscribes to ([Runtime.Subscribe]; delivery is at least once,

@@ -362,8 +362,19 @@ func (mc *muxClient) Forward(ctx context.Context, head *modulev1.RequestHead, bo
 	return forwardOver(st, head, body, w)
 }
 
+// watch fails st as soon as the client's request ends, wherever the
+// exchange's goroutines are.
+func (st *muxStream) watch() {
+	if st.unwatch == nil {
+		st.unwatch = context.AfterFunc(st.ctx, st.cancelled)
+	}
+}
+
 // forget removes st from the connection's exchanges: it is over.
 func (mc *muxClient) forget(st *muxStream) {
+	if st.unwatch != nil {
+		st.unwatch()
+	}
 	mc.mu.Lock()
 	if mc.streams[st.id] == st {
 		delete(mc.streams, st.id)
@@ -375,10 +386,14 @@ func (mc *muxClient) forget(st *muxStream) {
 type muxStream struct {
 	mc *muxClient
 	id uint32
-	// ctx is the client's request: when it ends, the exchange fails as
-	// soon as its goroutines wait for the module (Recv, or credit in Send),
-	// and the module is told to cancel the handler.
-	ctx context.Context
+	// ctx is the client's request: when it ends, the exchange fails and the
+	// module is told to cancel the handler. Waiting for the module (Recv,
+	// or credit in Send), the exchange's goroutines watch ctx themselves;
+	// once the exchange streams (an answer in several frames, or a body),
+	// the core may instead be blocked writing to a client that is gone,
+	// so watch registers a hook on ctx (unwatch, its removal).
+	ctx     context.Context
+	unwatch func() bool // set once, by the goroutine that calls Recv
 
 	window credit        // request bytes the module can still take
 	over   chan struct{} // closed with err
@@ -475,6 +490,9 @@ func (st *muxStream) Recv() (*modulev1.HTTPResponseFrame, error) {
 				credit, st.consumed = st.consumed, 0
 			}
 			st.mu.Unlock()
+			if !q.f.GetEnd() {
+				st.watch() // the core writes this frame out, and waits for more
+			}
 			if credit > 0 {
 				_, _ = st.mc.conn.send(st.id, muxWindow, nil, uint32(credit))
 			}

@@ -192,3 +192,35 @@ type prefixConn struct {
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// A client that leaves while the core is blocked writing a streamed answer
+// to it cancels the module's handler at once, not when the core next waits
+// for the module.
+func TestMuxCancelWhileWritingToTheClient(t *testing.T) {
+	chunk := bytes.Repeat([]byte("b"), muxWindowBytes/4)
+	handlerDone := make(chan error, 1)
+	client, _ := serveOn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 1000 {
+			if _, err := w.Write(chunk); err != nil || r.Context().Err() != nil {
+				break
+			}
+		}
+		handlerDone <- r.Context().Err()
+	}))
+	require.NoError(t, client.Warm(context.Background()))
+	require.True(t, client.Multiplexed())
+	ctx, cancel := context.WithCancel(context.Background())
+	slow := &blockingWriter{ResponseRecorder: httptest.NewRecorder(), blocked: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- client.Forward(ctx, &modulev1.RequestHead{Method: "GET", Path: "/big"}, nil, slow) }()
+	<-slow.blocked
+	cancel()
+	select {
+	case err := <-handlerDone:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Error("the module was not told that the client left while the core wrote to it")
+	}
+	close(slow.release)
+	<-done
+}

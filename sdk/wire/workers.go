@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -14,6 +17,13 @@ import (
 // (runtime.morestack and goexit0, BENCHMARKS.md). A worker keeps its stack
 // from one exchange to the next; the garbage collector still shrinks the
 // stacks of idle ones.
+//
+// A worker serves one exchange after another, as net/http serves the
+// requests of a keep-alive connection on one goroutine: what a handler sets
+// on its goroutine is reset after it (profiling labels, panic on fault),
+// but a handler that locks its goroutine to its OS thread must unlock it,
+// or the exchanges after it run on that thread (Go ends a locked thread
+// only with its goroutine).
 //
 // Idle workers wait, newest first (their stacks are the warmest), for up to
 // workerIdle; at most maxIdleWorkers wait at once. An exchange that finds no
@@ -70,6 +80,7 @@ func (p *workers) work(x job) {
 	for {
 		x.run(p.h, p.log)
 		x = nil
+		resetGoroutine()
 		p.mu.Lock()
 		if len(p.idle) >= p.maxIdle {
 			p.mu.Unlock()
@@ -94,6 +105,12 @@ func (p *workers) work(x job) {
 		// is on the way.
 		x = <-ch
 	}
+}
+
+// resetGoroutine undoes what a handler may have set on its goroutine.
+func resetGoroutine() {
+	pprof.SetGoroutineLabels(context.Background())
+	debug.SetPanicOnFault(false)
 }
 
 // retire removes ch from the idle workers; false if run has taken it.

@@ -2,12 +2,16 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +23,13 @@ import (
 type testJob struct {
 	release chan struct{} // nil: returns at once
 	ran     chan uint64   // the goroutine's id
+	before  func()        // runs first, when set
 }
 
 func (j *testJob) run(http.Handler, *slog.Logger) {
+	if j.before != nil {
+		j.before()
+	}
 	if j.release != nil {
 		<-j.release
 	}
@@ -142,4 +150,39 @@ func TestWorkersLoseNothingWhileRetiring(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// What a handler sets on its goroutine does not follow the worker into the
+// next exchange: profiling labels and panic-on-fault are reset.
+func TestWorkersResetGoroutineState(t *testing.T) {
+	type state struct {
+		labels string
+		fault  bool
+	}
+	seen := make(chan state, 1)
+	var first atomic.Bool
+	first.Store(true)
+	p := newWorkers(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), nil)
+	j := newTestJob(false)
+	j.before = func() {
+		if first.Swap(false) {
+			pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("tenant", "alice")))
+			debug.SetPanicOnFault(true)
+			return
+		}
+		var prof bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&prof, 1)
+		fault := debug.SetPanicOnFault(false)
+		seen <- state{labels: prof.String(), fault: fault}
+	}
+	p.run(j)
+	id := waitRan(t, j)
+	waitIdle(t, p, 1)
+	j2 := newTestJob(false)
+	j2.before = j.before
+	p.run(j2)
+	require.Equal(t, id, waitRan(t, j2), "the same worker")
+	st := <-seen
+	assert.NotContains(t, st.labels, `"tenant":"alice"`)
+	assert.False(t, st.fault)
 }
