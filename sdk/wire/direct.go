@@ -695,7 +695,13 @@ func (x *exchange) run(h http.Handler, log *slog.Logger) {
 	if x.mux != nil {
 		defer x.mux.done(x)
 	}
-	if err := serveExchange(x.ctx, h, log, x.first, x, x); err != nil {
+	// aborted stays true unless serveExchange returns nil: a handler that
+	// calls runtime.Goexit never lets it return.
+	aborted := true
+	defer func() {
+		if !aborted {
+			return
+		}
 		if x.mux != nil {
 			// The core fails the exchange and cuts the client's connection.
 			_, _ = x.mux.conn.send(x.id, muxAbort, nil, 0)
@@ -704,7 +710,8 @@ func (x *exchange) run(h http.Handler, log *slog.Logger) {
 		// Cut the connection: the core takes a close before the last frame
 		// as a broken answer, and never reuses the connection.
 		_ = x.fc.c.Close()
-	}
+	}()
+	aborted = serveExchange(x.ctx, h, log, x.first, x, x) != nil
 }
 
 // errBodyClosed is what reading the body gets once the handler has

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,6 +160,40 @@ func testHandlerPanic(t *testing.T, transport string) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		_, err = io.ReadAll(resp.Body)
 		assert.Error(t, err, "a truncated body must not end cleanly")
+	})
+}
+
+// A handler that ends its goroutine with runtime.Goexit (t.FailNow, say)
+// aborts its exchange, before or after its head went out, instead of
+// leaving the core waiting for a last frame; the exchanges after it are
+// served.
+func TestHandlerGoexit(t *testing.T) {
+	eachOf(t, directTransports, func(t *testing.T, transport string) {
+		core := bridge(t, transport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/ping":
+				w.Write([]byte("pong"))
+				return
+			case "/after-head":
+				w.Write(make([]byte, 40<<10)) // more than a chunk: the head is out
+			}
+			runtime.Goexit()
+		}))
+		client := &http.Client{Timeout: 20 * time.Second}
+		for _, path := range []string{"/before-head", "/after-head"} {
+			resp, err := client.Get(core.URL + path)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			require.Error(t, err, path)
+			assert.NotContains(t, err.Error(), "Timeout", "%s: the core waited for the module", path)
+			resp, err = client.Get(core.URL + "/ping")
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "pong", string(body))
+		}
 	})
 }
 

@@ -79,10 +79,18 @@ func serveExchange(ctx context.Context, h http.Handler, log *slog.Logger, first 
 	}
 	rw := &responseWriter{stream: send, header: make(http.Header)}
 	defer rw.release()
+	returned := false
 	defer func() {
 		p := recover()
 		if p == nil {
-			return
+			if returned {
+				return
+			}
+			// The handler called runtime.Goexit: the goroutine ends once
+			// the deferred calls have run, and the caller's own defer
+			// aborts the exchange (exchange.run).
+			log.Warn("module handler called runtime.Goexit", "path", head.GetPath(), "request_id", head.GetRequestId())
+			p = http.ErrAbortHandler
 		}
 		if p != http.ErrAbortHandler {
 			log.Error("panic in module handler", "panic", fmt.Sprint(p), "path", head.GetPath(), "request_id", head.GetRequestId(), "stack", string(debug.Stack()))
@@ -97,6 +105,7 @@ func serveExchange(ctx context.Context, h http.Handler, log *slog.Logger, first 
 		err = rw.finish()
 	}()
 	h.ServeHTTP(rw, req)
+	returned = true
 	return rw.finish()
 }
 
