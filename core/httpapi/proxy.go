@@ -23,11 +23,7 @@ func (s *Server) proxy(c echo.Context) error {
 	if err := canonicalPath(r.URL); err != nil {
 		return err
 	}
-	st := state(c)
-	if st == nil {
-		st = &reqState{}
-		c.Set(ctxState, st)
-	}
+	st := state(c) // requestIDs (Pre) set it
 	t, err := s.lookup(r.Method, r.URL.Path)
 	st.target, st.hasTarget = t, true // module and route for the metrics
 	if err != nil {

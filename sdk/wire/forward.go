@@ -119,40 +119,33 @@ func (g *grpcStream) Close() {
 // forwardOver carries one exchange over s (see [Forward]).
 func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w http.ResponseWriter) error {
 	first := &modulev1.HTTPRequestFrame{Head: head, End: true}
-	if body == nil || head.GetContentLength() == 0 {
-		// Nothing to upload (most requests): no buffer, no goroutine.
-		if err := s.Send(first); err != nil {
+	// Nothing to upload (most requests) takes no buffer.
+	var bufp *[]byte
+	if body != nil && head.GetContentLength() != 0 {
+		bufp = chunkPool.Get().(*[]byte)
+		n, rerr := body.Read(*bufp)
+		first.Body = (*bufp)[:n]
+		switch {
+		case rerr == io.EOF:
+		case rerr != nil:
+			chunkPool.Put(bufp)
 			s.Close()
-			return &ForwardError{Err: err}
+			return &ForwardError{Body: true, Err: rerr}
+		case int64(n) == head.GetContentLength():
+		default:
+			first.End = false
 		}
-		started, err := relay(s, w, nil)
-		s.Close()
-		if err != nil {
-			return &ForwardError{Started: started, Err: err}
-		}
-		return nil
 	}
-	bufp := chunkPool.Get().(*[]byte)
-	buf := *bufp
-	n, rerr := body.Read(buf)
-	first.Body = buf[:n]
-	switch {
-	case rerr == io.EOF:
-	case rerr != nil:
-		chunkPool.Put(bufp)
-		s.Close()
-		return &ForwardError{Body: true, Err: rerr}
-	case int64(n) == head.GetContentLength():
-	default:
-		first.End = false
+	err := s.Send(first)
+	if bufp != nil && (first.End || err != nil) {
+		chunkPool.Put(bufp) // no more body to read into it
 	}
-	if err := s.Send(first); err != nil {
-		chunkPool.Put(bufp)
+	if err != nil {
 		s.Close()
 		return &ForwardError{Err: err}
 	}
 	if first.End {
-		chunkPool.Put(bufp)
+		// The whole body went in the first frame: no goroutine, no channel.
 		started, err := relay(s, w, nil)
 		s.Close()
 		if err != nil {
@@ -160,6 +153,10 @@ func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w
 		}
 		return nil
 	}
+	// The goroutine below swaps the buffer for a bigger one: it gets its own
+	// variables, so that bufp, read on every request, stays on the stack.
+	upBufp := bufp
+	buf := *upBufp
 
 	// The rest of the body goes up while the answer comes down: a module may
 	// answer before it has read everything (full duplex).
@@ -174,18 +171,18 @@ func forwardOver(s exchangeStream, head *modulev1.RequestHead, body io.Reader, w
 		big := false
 		defer func() {
 			if big {
-				bigChunkPool.Put(bufp)
+				bigChunkPool.Put(upBufp)
 			} else {
-				chunkPool.Put(bufp)
+				chunkPool.Put(upBufp)
 			}
 		}()
 		for {
 			if !big && full {
 				// The body arrives faster than a chunk at a time: it goes
 				// in bigger frames. (A slow upload keeps the small buffer.)
-				chunkPool.Put(bufp)
-				bufp, big = bigChunkPool.Get().(*[]byte), true
-				buf = *bufp
+				chunkPool.Put(upBufp)
+				upBufp, big = bigChunkPool.Get().(*[]byte), true
+				buf = *upBufp
 			}
 			n, rerr := body.Read(buf)
 			full = n == len(buf)

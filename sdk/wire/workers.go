@@ -127,10 +127,3 @@ func (p *workers) retire(ch chan job) bool {
 	}
 	return false
 }
-
-// idleWorkers is how many workers wait for an exchange (for tests).
-func (p *workers) idleWorkers() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}

@@ -64,6 +64,13 @@ func waitRan(t *testing.T, j *testJob) uint64 {
 	}
 }
 
+// idleWorkers is how many workers wait for an exchange.
+func (p *workers) idleWorkers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
 // waitIdle waits until n workers are idle.
 func waitIdle(t *testing.T, p *workers, n int) {
 	t.Helper()
