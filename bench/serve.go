@@ -20,6 +20,7 @@ import (
 
 	"github.com/chacc/chacc/sdk"
 	"github.com/chacc/chacc/sdk/examples/hello/helloapp"
+	"github.com/chacc/chacc/sdk/wire"
 )
 
 // The bench program re-runs itself as the servers it compares the core
@@ -80,6 +81,12 @@ func serveMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	if args[0] == "serve-hop" {
+		// The floor reads and writes its sockets as the core does
+		// (wire.NonblockingConn); the in-process servers as a user's Echo
+		// server would.
+		ln = wire.NonblockingListener(ln)
+	}
 	// The echo route answers while the body still arrives; HTTP/1 servers
 	// must be told, as the core's proxy tells its own.
 	next := h
@@ -122,8 +129,9 @@ func (inprocHost) Call(context.Context, string, string, string, http.Header, []b
 // to serve-pong, which does nothing but answer. No framing, no protobuf, no
 // hand-off to a handler goroutine on the far side: what is left is the
 // kernel's part of crossing to another process and back (two writes, two
-// reads, the wake-ups). The gap between it and in-process is what no
-// one-exchange-per-connection bridge can beat on the machine.
+// reads, the wake-ups), with the sockets read and written as chacc's are.
+// The gap between it and in-process is what no one-exchange-per-connection
+// bridge can beat on the machine.
 
 const hopBytes = 64
 
@@ -145,6 +153,7 @@ func servePong(sock string) error {
 			}
 			return err
 		}
+		c = wire.NonblockingConn(c)
 		go func() {
 			defer c.Close()
 			var b [hopBytes]byte
@@ -179,6 +188,7 @@ func hopFirst(sock string, next http.Handler) http.Handler {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
+			c = wire.NonblockingConn(c)
 		}
 		var b [hopBytes]byte
 		if _, err := c.Write(b[:]); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/chacc/chacc/core/openapi"
 	"github.com/chacc/chacc/core/ratelimit"
 	"github.com/chacc/chacc/core/store"
+	"github.com/chacc/chacc/sdk/wire"
 )
 
 // NewLogger returns the core's logger: JSON in production, text in
@@ -109,7 +110,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	// The clients' connections read and write without the scheduler's
+	// system call hand-off (wire.NonblockingConn).
+	go func() { serveErr <- srv.Serve(wire.NonblockingListener(ln)) }()
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("chacc core listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", db.Driver(), "data_dir", abs, "version", core.Version,
 		"rate_limit", cfg.RateLimit.String(), "rate_limit_storage", limiter.Kind(),

@@ -452,7 +452,7 @@ func (d *DirectClient) get(ctx context.Context) (*frameConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newFrameConn(c), nil
+	return newFrameConn(NonblockingConn(c)), nil
 }
 
 func (d *DirectClient) put(fc *frameConn) {
@@ -580,7 +580,7 @@ func ServeDirect(ln net.Listener, h http.Handler, log *slog.Logger) error {
 		if uc, ok := c.(*net.UnixConn); ok {
 			_ = uc.SetWriteBuffer(1 << 20)
 		}
-		go serveDirectConn(c, wk)
+		go serveDirectConn(NonblockingConn(c), wk)
 	}
 }
 

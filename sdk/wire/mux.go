@@ -263,7 +263,7 @@ func dialMux(ctx context.Context, dialer *net.Dialer, path string) (*muxClient, 
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	mc := &muxClient{conn: newMuxConn(newFrameConn(c)), streams: make(map[uint32]*muxStream)}
+	mc := &muxClient{conn: newMuxConn(newFrameConn(NonblockingConn(c))), streams: make(map[uint32]*muxStream)}
 	go mc.readLoop()
 	return mc, nil
 }

@@ -1,0 +1,224 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// connPair returns two connected sockets of network ("tcp" or "unix"),
+// each wrapped by NonblockingConn.
+func connPair(t *testing.T, network string) (a, b net.Conn) {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln = NonblockingListener(ln)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b = NonblockingConn(c), <-accepted
+	if b == nil {
+		t.FailNow()
+	}
+	for _, x := range []net.Conn{a, b} {
+		if _, ok := x.(*nonblockingConn); !ok {
+			t.Fatalf("%T is not wrapped", x)
+		}
+		t.Cleanup(func() { x.Close() })
+	}
+	return a, b
+}
+
+// Data much bigger than the socket buffers goes through whole, in order,
+// with the writer waiting on the poller (EAGAIN) while the reader is slow.
+func TestNonblockingConnCarriesEverything(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			a, b := connPair(t, network)
+			data := make([]byte, 8<<20)
+			_, _ = rand.Read(data)
+			werr := make(chan error, 1)
+			go func() {
+				n, err := a.Write(data)
+				if err == nil && n != len(data) {
+					err = io.ErrShortWrite
+				}
+				if err == nil {
+					err = a.(*nonblockingConn).CloseWrite()
+				}
+				werr <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // the writer fills the buffers and waits
+			var got bytes.Buffer
+			buf := make([]byte, 3000) // odd reads
+			for {
+				n, err := b.Read(buf)
+				got.Write(buf[:n])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := <-werr; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read %d bytes, not the %d written", got.Len(), len(data))
+			}
+		})
+	}
+}
+
+// Errors are the net package's: a deadline is a timeout, a closed
+// connection net.ErrClosed, a peer gone a system call error; all
+// *net.OpError.
+func TestNonblockingConnErrors(t *testing.T) {
+	a, b := connPair(t, "tcp")
+	buf := make([]byte, 10)
+
+	_ = a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := a.Read(buf)
+	var ne net.Error
+	var oe *net.OpError
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("read past the deadline: %#v", err)
+	}
+	_ = a.SetReadDeadline(time.Time{})
+
+	// A read waiting on the poller ends when the connection is closed.
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Read(buf)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	a.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) {
+			t.Fatalf("read on a closed connection: %#v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting read did not end at Close")
+	}
+	if _, err := a.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write on a closed connection: %v", err)
+	}
+
+	// The peer is gone: b reads EOF, then writing fails with EPIPE or
+	// ECONNRESET (and SIGPIPE does not end the process).
+	if n, err := b.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read from a closed peer: %d, %v", n, err)
+	}
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = b.Write(bytes.Repeat([]byte("x"), 64<<10))
+		time.Sleep(time.Millisecond)
+	}
+	var se *os.SyscallError
+	if !errors.As(werr, &oe) || oe.Op != "write" || !errors.As(werr, &se) ||
+		!(errors.Is(werr, syscall.EPIPE) || errors.Is(werr, syscall.ECONNRESET)) {
+		t.Fatalf("write to a closed peer: %#v", werr)
+	}
+}
+
+// net/http serves through NonblockingListener as through the listener
+// itself: keep-alive requests, a file through ReadFrom, a hijacked
+// connection.
+func TestNonblockingListenerServesHTTP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	content := bytes.Repeat([]byte("chacc "), 200<<10)
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(w, r.Body) })
+	mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+		_ = rw.Flush()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(NonblockingListener(ln)) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get(base + "/file")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(body, content) {
+			t.Fatalf("file: %d bytes, %v", len(body), err)
+		}
+		payload := bytes.Repeat([]byte{byte(i)}, 3<<20)
+		resp, err = client.Post(base+"/echo", "application/octet-stream", bytes.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(body, payload) {
+			t.Fatalf("echo: %d bytes, %v", len(body), err)
+		}
+	}
+	resp, err := client.Get(base + "/hijack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hijacked" {
+		t.Fatalf("hijack: %q", body)
+	}
+}
+
+// A connection without a file descriptor is left as it is.
+func TestNonblockingConnLeavesPipes(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if NonblockingConn(a) != a {
+		t.Fatal("a net.Pipe was wrapped")
+	}
+}
