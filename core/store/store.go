@@ -43,10 +43,9 @@ type DB struct {
 }
 
 // The core's Postgres pool; SQLite keeps sdkdb's (one writer at a time).
-const (
-	postgresMaxOpen = 20
-	postgresMaxIdle = 10
-)
+// Every connection opened stays until idle for sdkdb's idle time, as in
+// sdkdb: fewer idle than open would close and reopen connections under load.
+const postgresMaxOpen = 20
 
 // Open connects to the database cfg selects and checks that it answers. It
 // does not migrate; call [DB.Migrate].
@@ -90,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	if driver == DriverPostgres {
 		sqlDB.SetMaxOpenConns(postgresMaxOpen)
-		sqlDB.SetMaxIdleConns(postgresMaxIdle)
+		sqlDB.SetMaxIdleConns(postgresMaxOpen)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()

@@ -129,3 +129,34 @@ func testMigrate(t *testing.T, d sdk.Database) {
 	assert.ErrorContains(t, sdkdb.Migrate(context.Background(), db, d, broken), "broken")
 	assert.False(t, db.Migrator().HasTable("half"), "a failed migration left its table")
 }
+
+// Under concurrent queries the Postgres pool keeps the connections it
+// opened: none is closed for being one idle connection too many (each new
+// one costs the server a backend process), and no more than the pool's
+// size are opened.
+func TestPostgresPoolKeepsItsConnections(t *testing.T) {
+	d := sdktest.Postgres(t)
+	db, err := sdkdb.Open(*d)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, sdkdb.Close(db)) })
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		for i := 0; i < 32; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var one int
+				assert.NoError(t, db.Raw("SELECT 1 FROM pg_sleep(0.002)").Scan(&one).Error)
+			}()
+		}
+		wg.Wait()
+	}
+	st := sqlDB.Stats()
+	assert.Greater(t, st.MaxOpenConnections, 1)
+	assert.Equal(t, st.MaxOpenConnections, st.OpenConnections, "every connection opened is still open")
+	assert.Zero(t, st.MaxIdleClosed, "connections closed for exceeding the idle limit")
+	assert.Greater(t, st.WaitCount, int64(0), "the queries did not contend for the pool")
+}
