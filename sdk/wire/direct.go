@@ -49,6 +49,7 @@ type frameConn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	wbuf []byte // one writer at a time: see the callers
+	vec  [2][]byte
 
 	// What the last readResponse left in use: bytes of br to discard and a
 	// big frame's buffer, released by the next read.
@@ -264,6 +265,12 @@ const bodyField = 2
 // is, with writev(2).
 const copyBodyBelow = 8 << 10
 
+// vectorWriter writes several buffers in one call (writev), as net.Buffers
+// does on the net package's own connections (a nonblockingConn).
+type vectorWriter interface {
+	writeVectors(bufs [][]byte) (int, error)
+}
+
 // writeFrame writes m as one frame. The body of a request or response frame
 // is encoded last and not copied when it is big.
 func (fc *frameConn) writeFrame(m proto.Message) error {
@@ -274,6 +281,10 @@ func (fc *frameConn) writeFrame(m proto.Message) error {
 	if len(body) < copyBodyBelow {
 		fc.wbuf = append(head, body...)
 		_, err = fc.c.Write(fc.wbuf)
+	} else if vw, ok := fc.c.(vectorWriter); ok {
+		fc.vec = [2][]byte{head, body}
+		_, err = vw.writeVectors(fc.vec[:])
+		fc.vec = [2][]byte{}
 	} else {
 		bufs := net.Buffers{head, body}
 		_, err = bufs.WriteTo(fc.c)

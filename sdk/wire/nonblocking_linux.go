@@ -1,9 +1,13 @@
+//go:build linux && !race && !msan && !asan
+
 package wire
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -25,20 +29,51 @@ import (
 // connection's syscall.RawConn: the runtime's poller still parks the
 // goroutine when the socket is not ready, and deadlines and Close work as
 // with the net package's own Read and Write, whose errors it reproduces.
+// While a call runs, its goroutine keeps the P, so a call copies at most
+// maxRawIO bytes; the socket must stay non-blocking (nothing may call File
+// on the connection it wraps, which would make it blocking).
+//
+// Not in race, msan or asan builds (nonblocking_other.go): the net
+// package's calls tell the race detector that a write happens before the
+// read that sees its bytes, and raw calls would not.
 
-// NonblockingConn returns c reading and writing without the hand-off, or c
-// itself when it has no file descriptor (a net.Pipe, a TLS connection).
+const rawSyscalls = true
+
+// maxRawIO is the most one raw call reads or writes.
+const maxRawIO = 256 << 10
+
+// NonblockingConn returns c reading and writing without the hand-off when
+// c is a stream socket (TCP, or a Unix socket of type "unix"), otherwise c
+// itself (a net.Pipe, a TLS connection, a datagram socket).
 func NonblockingConn(c net.Conn) net.Conn {
+	var network string
 	switch c.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn:
+		network = "tcp"
+	case *net.UnixConn:
+		network = "unix"
 	default:
 		return c
+	}
+	if a := c.LocalAddr(); a != nil {
+		network = a.Network()
 	}
 	rc, err := c.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return c
 	}
-	return &nonblockingConn{Conn: c, rc: rc}
+	typ := -1
+	_ = rc.Control(func(fd uintptr) {
+		if t, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); err == nil {
+			typ = t
+		}
+	})
+	if typ != syscall.SOCK_STREAM {
+		return c
+	}
+	nc := &nonblockingConn{Conn: c, rc: rc, network: network}
+	nc.readFn, nc.writeFn = nc.read, nc.write
+	return nc
 }
 
 // NonblockingListener returns ln, its connections wrapped by
@@ -58,32 +93,56 @@ func (l nonblockingListener) Accept() (net.Conn, error) {
 type nonblockingConn struct {
 	net.Conn // a *net.TCPConn or *net.UnixConn
 	rc       syscall.RawConn
+	network  string
+
+	// The calls' state, so that the callbacks (made once) allocate
+	// nothing; one read and one write at a time.
+	rmu    sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerrno syscall.Errno
+	readFn func(uintptr) bool
+
+	wmu     sync.Mutex
+	wbufs   [][]byte // what is left to write
+	wone    [1][]byte
+	wn      int
+	werr    error
+	iov     [8]syscall.Iovec
+	writeFn func(uintptr) bool
+}
+
+func (c *nonblockingConn) read(fd uintptr) bool {
+	n := min(len(c.rbuf), maxRawIO)
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(n))
+		switch e {
+		case 0:
+			c.rn = int(r)
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the poller waits for the socket
+		default:
+			c.rerrno = e
+			return true
+		}
+	}
 }
 
 func (c *nonblockingConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.Conn.Read(p)
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // the poller waits for the socket
-			default:
-				errno = e
-				return true
-			}
-		}
-	})
+	c.rmu.Lock()
+	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rn, c.rerrno
+	c.rbuf = nil
+	c.rmu.Unlock()
 	switch {
-	case err != nil: // closed, or the deadline passed
+	case err != nil: // closed, or past the deadline
+		err = rawConnError(err)
 	case errno != 0:
 		err = os.NewSyscallError("read", errno)
 	case n == 0:
@@ -94,27 +153,82 @@ func (c *nonblockingConn) Read(p []byte) (int, error) {
 	return 0, c.opError("read", err)
 }
 
-func (c *nonblockingConn) Write(p []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
+// write writes c.wbufs, with writev(2) when there are several.
+func (c *nonblockingConn) write(fd uintptr) bool {
+	for len(c.wbufs) > 0 {
+		if len(c.wbufs[0]) == 0 {
+			c.wbufs = c.wbufs[1:]
+			continue
+		}
+		var r uintptr
+		var e syscall.Errno
+		if len(c.wbufs) == 1 {
+			b := c.wbufs[0]
+			r, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(min(len(b), maxRawIO)))
+		} else {
+			n, total := 0, 0
+			for _, b := range c.wbufs {
+				if n == len(c.iov) || total == maxRawIO {
+					break
+				}
+				if len(b) == 0 {
+					continue
+				}
+				l := min(len(b), maxRawIO-total)
+				c.iov[n].Base = &b[0]
+				c.iov[n].SetLen(l)
+				n++
+				total += l
+			}
+			r, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+			c.iov = [len(c.iov)]syscall.Iovec{}
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false
+		case e != 0:
+			c.werr = os.NewSyscallError("write", e)
+			return true
+		case r == 0:
+			c.werr = io.ErrUnexpectedEOF
+			return true
+		}
+		c.wn += int(r)
+		for r > 0 {
+			if l := uintptr(len(c.wbufs[0])); r < l {
+				c.wbufs[0] = c.wbufs[0][r:]
+				break
+			} else {
+				r -= l
+				c.wbufs = c.wbufs[1:]
 			}
 		}
-		return true
-	})
-	if err == nil && errno != 0 {
-		err = os.NewSyscallError("write", errno)
+	}
+	return true
+}
+
+func (c *nonblockingConn) Write(p []byte) (int, error) {
+	c.wone[0] = p
+	n, err := c.writeVectors(c.wone[:])
+	c.wone[0] = nil
+	return n, err
+}
+
+// writeVectors writes bufs, as net.Buffers does with writev(2) (writeFrame:
+// a frame's head and body, from where they are). bufs is consumed.
+func (c *nonblockingConn) writeVectors(bufs [][]byte) (int, error) {
+	c.wmu.Lock()
+	c.wbufs, c.wn, c.werr = bufs, 0, nil
+	err := c.rc.Write(c.writeFn)
+	n, werr := c.wn, c.werr
+	c.wbufs = nil
+	c.wmu.Unlock()
+	if err != nil {
+		err = rawConnError(err)
+	} else {
+		err = werr
 	}
 	if err != nil {
 		return n, c.opError("write", err)
@@ -122,16 +236,28 @@ func (c *nonblockingConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// opError wraps err as the net package does for its connections' errors.
-func (c *nonblockingConn) opError(op string, err error) error {
-	la := c.LocalAddr()
-	return &net.OpError{Op: op, Net: la.Network(), Source: la, Addr: c.RemoteAddr(), Err: err}
+// rawConnError is the cause of an error from RawConn.Read or Write, which
+// come wrapped as *net.OpError ("raw-read").
+func rawConnError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
 }
 
-// ReadFrom keeps the connection's own (sendfile, splice): net/http's
-// response writer uses it for files.
+// opError wraps err as the net package does for its connections' errors.
+func (c *nonblockingConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// ReadFrom is the connection's own where it has one (a TCP connection:
+// sendfile, splice), as net/http's response writer uses it for files.
 func (c *nonblockingConn) ReadFrom(r io.Reader) (int64, error) {
-	return c.Conn.(io.ReaderFrom).ReadFrom(r)
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c}, r)
 }
 
 // CloseWrite and CloseRead are the connection's own: net/http half-closes

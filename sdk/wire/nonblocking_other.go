@@ -1,11 +1,15 @@
-//go:build !linux
+//go:build !linux || race || msan || asan
 
 package wire
 
 import "net"
 
-// NonblockingConn returns c: the raw reads and writes are Linux only
-// (nonblocking_linux.go).
+// The raw reads and writes are Linux only, and not in race, msan or asan
+// builds (nonblocking_linux.go): here the connections are left as they are.
+
+const rawSyscalls = false
+
+// NonblockingConn returns c (nonblocking_linux.go).
 func NonblockingConn(c net.Conn) net.Conn { return c }
 
 // NonblockingListener returns ln (nonblocking_linux.go).

@@ -1,14 +1,19 @@
+//go:build unix
+
 package wire
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,8 +50,8 @@ func connPair(t *testing.T, network string) (a, b net.Conn) {
 		t.FailNow()
 	}
 	for _, x := range []net.Conn{a, b} {
-		if _, ok := x.(*nonblockingConn); !ok {
-			t.Fatalf("%T is not wrapped", x)
+		if _, ok := x.(vectorWriter); ok != rawSyscalls {
+			t.Fatalf("%T: wrapped %v, raw system calls in this build %v", x, ok, rawSyscalls)
 		}
 		t.Cleanup(func() { x.Close() })
 	}
@@ -68,7 +73,7 @@ func TestNonblockingConnCarriesEverything(t *testing.T) {
 					err = io.ErrShortWrite
 				}
 				if err == nil {
-					err = a.(*nonblockingConn).CloseWrite()
+					err = a.(interface{ CloseWrite() error }).CloseWrite()
 				}
 				werr <- err
 			}()
@@ -106,7 +111,7 @@ func TestNonblockingConnErrors(t *testing.T) {
 	_, err := a.Read(buf)
 	var ne net.Error
 	var oe *net.OpError
-	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &oe) || oe.Op != "read" {
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &oe) || oe.Op != "read" || oe.Err != os.ErrDeadlineExceeded {
 		t.Fatalf("read past the deadline: %#v", err)
 	}
 	_ = a.SetReadDeadline(time.Time{})
@@ -152,6 +157,12 @@ func TestNonblockingConnErrors(t *testing.T) {
 // itself: keep-alive requests, a file through ReadFrom, a hijacked
 // connection.
 func TestNonblockingListenerServesHTTP(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { testServesHTTP(t, network) })
+	}
+}
+
+func testServesHTTP(t *testing.T, network string) {
 	file := filepath.Join(t.TempDir(), "f")
 	content := bytes.Repeat([]byte("chacc "), 200<<10)
 	if err := os.WriteFile(file, content, 0o644); err != nil {
@@ -170,15 +181,22 @@ func TestNonblockingListenerServesHTTP(t *testing.T) {
 		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
 		_ = rw.Flush()
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: mux, ErrorLog: log.New(&failWriter{t}, "", 0)}
 	go func() { _ = srv.Serve(NonblockingListener(ln)) }()
 	defer srv.Close()
-	base := "http://" + ln.Addr().String()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	base := "http://chacc.test"
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DialContext: dial}}
 	defer client.CloseIdleConnections()
 
 	for i := 0; i < 3; i++ {
@@ -220,5 +238,125 @@ func TestNonblockingConnLeavesPipes(t *testing.T) {
 	defer b.Close()
 	if NonblockingConn(a) != a {
 		t.Fatal("a net.Pipe was wrapped")
+	}
+}
+
+// failWriter fails the test with whatever the server logs (a panic in a
+// handler, a failed write).
+type failWriter struct{ t *testing.T }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	w.t.Errorf("server: %s", p)
+	return len(p), nil
+}
+
+// Several buffers go out whole and in order through writeVectors, more of
+// them than one writev takes and bigger than one call copies, while the
+// reader is slow; a frame with a big body does too.
+func TestNonblockingConnWritesVectors(t *testing.T) {
+	if !rawSyscalls {
+		t.Skip("no raw system calls in this build")
+	}
+	a, b := connPair(t, "unix")
+	var bufs [][]byte
+	var want []byte
+	for i := 0; i < 20; i++ {
+		buf := make([]byte, []int{0, 1, 100, 70 << 10, 300 << 10}[i%5])
+		_, _ = rand.Read(buf)
+		bufs = append(bufs, buf)
+		want = append(want, buf...)
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := a.(vectorWriter).writeVectors(bufs)
+		if err == nil && n != len(want) {
+			err = io.ErrShortWrite
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read are not the buffers written")
+	}
+}
+
+// A write that the peer does not take ends at the write deadline, or at
+// Close, having written part; reads and writes run at once both ways.
+func TestNonblockingConnWriteDeadlineCloseAndBothWays(t *testing.T) {
+	a, _ := connPair(t, "tcp") // the other end reads nothing
+	big := make([]byte, 64<<20)
+	_ = a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	n, err := a.Write(big)
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" || oe.Err != os.ErrDeadlineExceeded || n <= 0 || n >= len(big) {
+		t.Fatalf("write past the deadline: %d bytes, %#v", n, err)
+	}
+	_ = a.SetWriteDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Write(big)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	a.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write waiting at Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting write did not end at Close")
+	}
+
+	c, d := connPair(t, "unix")
+	var wg sync.WaitGroup
+	for _, pair := range [][2]net.Conn{{c, d}, {d, c}} {
+		w, r := pair[0], pair[1]
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				if _, err := w.Write(bytes.Repeat([]byte{byte(i)}, 10<<10)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 10<<10)
+			for i := 0; i < 200; i++ {
+				if _, err := io.ReadFull(r, buf); err != nil {
+					t.Error(err)
+					return
+				}
+				if buf[0] != byte(i) || buf[len(buf)-1] != byte(i) {
+					t.Errorf("message %d read as %d", i, buf[0])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A datagram socket is left as it is: an empty datagram is not the end.
+func TestNonblockingConnLeavesDatagrams(t *testing.T) {
+	dir := t.TempDir()
+	la := &net.UnixAddr{Name: filepath.Join(dir, "a"), Net: "unixgram"}
+	c, err := net.ListenUnixgram("unixgram", la)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if NonblockingConn(c) != net.Conn(c) {
+		t.Fatal("a datagram socket was wrapped")
 	}
 }
