@@ -17,6 +17,7 @@ package sdkdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -31,7 +32,8 @@ import (
 
 	// modernc.org/sqlite registers the pure-Go driver "sqlite" that the
 	// gorm SQLite dialector is pointed at.
-	_ "modernc.org/sqlite"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/chacc/chacc/sdk"
 )
@@ -59,6 +61,17 @@ const (
 	postgresIdleTime = 5 * time.Minute
 )
 
+// sqliteOpenWait bounds the retries of a SQLite open that finds the file
+// busy (about a second in all).
+const sqliteOpenWait = 600 * time.Millisecond
+
+// isBusy tells whether err is SQLite's SQLITE_BUSY (or one of its extended
+// codes).
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // SlowQuery is the duration above which a query is logged as slow.
 const SlowQuery = 200 * time.Millisecond
 
@@ -84,7 +97,7 @@ func Open(d sdk.Database) (*gorm.DB, error) {
 	default:
 		return nil, fmt.Errorf("sdkdb: unsupported database driver %q (want %q or %q)", d.Driver, DriverSQLite, DriverPostgres)
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
+	cfg := &gorm.Config{
 		Logger: logger.NewSlogLogger(slog.Default(), logger.Config{
 			SlowThreshold:             SlowQuery,
 			LogLevel:                  logger.Warn,
@@ -93,7 +106,16 @@ func Open(d sdk.Database) (*gorm.DB, error) {
 			ParameterizedQueries: true,
 		}),
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-	})
+	}
+	db, err := gorm.Open(dialector, cfg)
+	// A fresh SQLite file that other processes open at the same moment (two
+	// cores starting one module) can answer SQLITE_BUSY to the connection's
+	// journal_mode pragma while another turns the file to WAL: SQLite does
+	// not wait on its busy timeout there. Such an open is tried again.
+	for wait := time.Millisecond; d.Driver == DriverSQLite && isBusy(err) && wait < sqliteOpenWait; wait *= 2 {
+		time.Sleep(wait)
+		db, err = gorm.Open(dialector, cfg)
+	}
 	if err != nil {
 		// The DSN may hold a password: name only the driver.
 		return nil, fmt.Errorf("sdkdb: open %s: %w", d.Driver, err)

@@ -160,3 +160,33 @@ func TestPostgresPoolKeepsItsConnections(t *testing.T) {
 	assert.Zero(t, st.MaxIdleClosed, "connections closed for exceeding the idle limit")
 	assert.Greater(t, st.WaitCount, int64(0), "the queries did not contend for the pool")
 }
+
+// Processes that open a fresh SQLite database at the same moment (two
+// cores starting one module) all get it: none fails with SQLITE_BUSY while
+// another turns the file to WAL.
+func TestOpenSQLiteConcurrently(t *testing.T) {
+	for round := 0; round < 30; round++ {
+		path := filepath.Join(t.TempDir(), "mod.db")
+		dsn := path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+			"&_txlock=immediate&_time_format=sqlite"
+		var wg sync.WaitGroup
+		for i := 0; i < 6; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db, err := sdkdb.Open(sdk.Database{Driver: "sqlite", DSN: dsn})
+				if !assert.NoError(t, err) {
+					return
+				}
+				defer sdkdb.Close(db)
+				var mode string
+				assert.NoError(t, db.Raw("PRAGMA journal_mode").Scan(&mode).Error)
+				assert.Equal(t, "wal", mode)
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.Fatalf("round %d", round)
+		}
+	}
+}
