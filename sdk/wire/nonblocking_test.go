@@ -19,9 +19,9 @@ import (
 	"time"
 )
 
-// connPair returns two connected sockets of network ("tcp" or "unix"),
-// each wrapped by NonblockingConn.
-func connPair(t *testing.T, network string) (a, b net.Conn) {
+// listen listens on loopback TCP or on a Unix socket in a temporary
+// directory.
+func listen(t *testing.T, network string) net.Listener {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if network == "unix" {
@@ -31,6 +31,14 @@ func connPair(t *testing.T, network string) (a, b net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// connPair returns two connected sockets of network ("tcp" or "unix"),
+// each wrapped by NonblockingConn.
+func connPair(t *testing.T, network string) (a, b net.Conn) {
+	t.Helper()
+	ln := listen(t, network)
 	defer ln.Close()
 	ln = NonblockingListener(ln)
 	accepted := make(chan net.Conn, 1)
@@ -117,20 +125,9 @@ func TestNonblockingConnErrors(t *testing.T) {
 	_ = a.SetReadDeadline(time.Time{})
 
 	// A read waiting on the poller ends when the connection is closed.
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Read(buf)
-		done <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	a.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) {
-			t.Fatalf("read on a closed connection: %#v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a waiting read did not end at Close")
+	err = endsAtClose(t, a, func() error { _, err := a.Read(buf); return err })
+	if !errors.As(err, &oe) {
+		t.Fatalf("read on a closed connection: %#v", err)
 	}
 	if _, err := a.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write on a closed connection: %v", err)
@@ -181,14 +178,7 @@ func testServesHTTP(t *testing.T, network string) {
 		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
 		_ = rw.Flush()
 	})
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "s")
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listen(t, network)
 	srv := &http.Server{Handler: mux, ErrorLog: log.New(&failWriter{t}, "", 0)}
 	go func() { _ = srv.Serve(NonblockingListener(ln)) }()
 	defer srv.Close()
@@ -299,21 +289,7 @@ func TestNonblockingConnWriteDeadlineCloseAndBothWays(t *testing.T) {
 		t.Fatalf("write past the deadline: %d bytes, %#v", n, err)
 	}
 	_ = a.SetWriteDeadline(time.Time{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Write(big)
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	a.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("write waiting at Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a waiting write did not end at Close")
-	}
+	endsAtClose(t, a, func() error { _, err := a.Write(big); return err })
 
 	c, d := connPair(t, "unix")
 	var wg sync.WaitGroup
@@ -358,5 +334,25 @@ func TestNonblockingConnLeavesDatagrams(t *testing.T) {
 	defer c.Close()
 	if NonblockingConn(c) != net.Conn(c) {
 		t.Fatal("a datagram socket was wrapped")
+	}
+}
+
+// endsAtClose runs op, which waits on the poller, closes c while it waits,
+// and fails unless op then ends with net.ErrClosed; it returns op's error.
+func endsAtClose(t *testing.T, c net.Conn, op func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	time.Sleep(30 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("waiting at Close: %v", err)
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("an operation waiting on the poller did not end at Close")
+		return nil
 	}
 }
