@@ -42,9 +42,8 @@ type DB struct {
 	lease  lease
 }
 
-// The core's Postgres pool; SQLite keeps sdkdb's (one writer at a time).
-// Every connection opened stays until idle for sdkdb's idle time, as in
-// sdkdb: fewer idle than open would close and reopen connections under load.
+// The core's Postgres pool (sdkdb.SizePostgresPool); SQLite keeps sdkdb's
+// (one writer at a time).
 const postgresMaxOpen = 20
 
 // Open connects to the database cfg selects and checks that it answers. It
@@ -88,8 +87,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", driver, err)
 	}
 	if driver == DriverPostgres {
-		sqlDB.SetMaxOpenConns(postgresMaxOpen)
-		sqlDB.SetMaxIdleConns(postgresMaxOpen)
+		sdkdb.SizePostgresPool(sqlDB, postgresMaxOpen)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()

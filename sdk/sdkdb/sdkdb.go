@@ -17,6 +17,7 @@ package sdkdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -47,13 +48,7 @@ const (
 // Pool sizes. SQLite lets one connection write at a time, and WAL lets
 // readers run beside it, so a few connections are enough. Postgres gets a
 // small pool because every module, and the core, hold connections to the same
-// server. The pool keeps every connection it opens until it has been idle
-// for postgresIdleTime: with fewer idle ones allowed than open, database/sql
-// closes a connection whenever more than that many are put back at once,
-// which under concurrent requests is all the time, and each new one costs
-// Postgres a backend process (under 64 concurrent reads by primary key,
-// ~17 connections a second opened and closed, and chacc's throughput on them
-// half as steady).
+// server (see [SizePostgresPool]).
 const (
 	sqliteMaxConns   = 8
 	postgresMaxOpen  = 10
@@ -128,12 +123,24 @@ func Open(d sdk.Database) (*gorm.DB, error) {
 		sqlDB.SetMaxOpenConns(sqliteMaxConns)
 		sqlDB.SetMaxIdleConns(sqliteMaxConns)
 	} else {
-		sqlDB.SetMaxOpenConns(postgresMaxOpen)
-		sqlDB.SetMaxIdleConns(postgresMaxOpen)
+		SizePostgresPool(sqlDB, postgresMaxOpen)
 		sqlDB.SetConnMaxLifetime(postgresLifetime)
 		sqlDB.SetConnMaxIdleTime(postgresIdleTime)
 	}
 	return db, nil
+}
+
+// SizePostgresPool lets a Postgres pool open up to n connections and keeps
+// every one it opens until it has been idle for the pool's idle time
+// (Open sets five minutes). With fewer idle connections allowed than open,
+// database/sql closes one whenever more than that many are put back at once,
+// which under concurrent requests is all the time, and each new one costs
+// Postgres a backend process (under 64 concurrent reads by primary key, ~17
+// connections a second opened and closed, and chacc's throughput on them
+// half as steady).
+func SizePostgresPool(sqlDB *sql.DB, n int) {
+	sqlDB.SetMaxOpenConns(n)
+	sqlDB.SetMaxIdleConns(n)
 }
 
 // Migrate brings the namespace's schema up to date with migrations
