@@ -459,11 +459,22 @@ func (d *DirectClient) get(ctx context.Context) (*frameConn, error) {
 		return fc, nil
 	}
 	d.mu.Unlock()
-	c, err := d.dialer.DialContext(ctx, "unix", d.path)
+	c, err := dialModule(ctx, &d.dialer, d.path)
 	if err != nil {
 		return nil, err
 	}
-	return newFrameConn(NonblockingConn(c)), nil
+	return newFrameConn(c), nil
+}
+
+// dialModule connects to a module's direct socket at path, for either
+// transport; the connection reads and writes without the scheduler's
+// hand-off (NonblockingConn), as the module's side does.
+func dialModule(ctx context.Context, dialer *net.Dialer, path string) (net.Conn, error) {
+	c, err := dialer.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	return NonblockingConn(c), nil
 }
 
 func (d *DirectClient) put(fc *frameConn) {

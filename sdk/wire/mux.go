@@ -242,7 +242,7 @@ type muxClient struct {
 // dialMux opens a multiplexed connection to the module at path. A module
 // that does not serve one gives errNoMux.
 func dialMux(ctx context.Context, dialer *net.Dialer, path string) (*muxClient, error) {
-	c, err := dialer.DialContext(ctx, "unix", path)
+	c, err := dialModule(ctx, dialer, path)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func dialMux(ctx context.Context, dialer *net.Dialer, path string) (*muxClient, 
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	mc := &muxClient{conn: newMuxConn(newFrameConn(NonblockingConn(c))), streams: make(map[uint32]*muxStream)}
+	mc := &muxClient{conn: newMuxConn(newFrameConn(c)), streams: make(map[uint32]*muxStream)}
 	go mc.readLoop()
 	return mc, nil
 }

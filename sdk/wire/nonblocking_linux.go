@@ -153,36 +153,29 @@ func (c *nonblockingConn) Read(p []byte) (int, error) {
 	return 0, c.opError("read", err)
 }
 
-// write writes c.wbufs, with writev(2) when there are several.
+// write writes c.wbufs with writev(2), one buffer or several.
 func (c *nonblockingConn) write(fd uintptr) bool {
 	for len(c.wbufs) > 0 {
 		if len(c.wbufs[0]) == 0 {
 			c.wbufs = c.wbufs[1:]
 			continue
 		}
-		var r uintptr
-		var e syscall.Errno
-		if len(c.wbufs) == 1 {
-			b := c.wbufs[0]
-			r, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(min(len(b), maxRawIO)))
-		} else {
-			n, total := 0, 0
-			for _, b := range c.wbufs {
-				if n == len(c.iov) || total == maxRawIO {
-					break
-				}
-				if len(b) == 0 {
-					continue
-				}
-				l := min(len(b), maxRawIO-total)
-				c.iov[n].Base = &b[0]
-				c.iov[n].SetLen(l)
-				n++
-				total += l
+		n, total := 0, 0
+		for _, b := range c.wbufs {
+			if n == len(c.iov) || total == maxRawIO {
+				break
 			}
-			r, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
-			c.iov = [len(c.iov)]syscall.Iovec{}
+			if len(b) == 0 {
+				continue
+			}
+			l := min(len(b), maxRawIO-total)
+			c.iov[n].Base = &b[0]
+			c.iov[n].SetLen(l)
+			n++
+			total += l
 		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+		c.iov = [len(c.iov)]syscall.Iovec{}
 		switch {
 		case e == syscall.EINTR:
 			continue

@@ -49,7 +49,7 @@ func (p *Pattern) match(method string, segs []string) (map[string]string, bool) 
 	// Literal segments first, so that a pattern that cannot match allocates
 	// no parameters.
 	n := len(p.segs)
-	wild := p.rank[2] != 0
+	wild := p.trailingWild()
 	if (wild && len(segs) < n-1) || (!wild && len(segs) != n) {
 		return nil, false
 	}
@@ -106,6 +106,10 @@ func (p Pattern) specificity() [4]int {
 	}
 	return [4]int{lit, -params, -wild, method}
 }
+
+// trailingWild tells whether the pattern ends in "*" (specificity's third
+// rank, computed once by CompilePattern).
+func (p *Pattern) trailingWild() bool { return p.rank[2] != 0 }
 
 // BestMatch returns the index of the most specific pattern matching the
 // request (see specificity), and its parameters; -1 when none matches. The
