@@ -112,11 +112,18 @@ func TestGoMaxProcs(t *testing.T) {
 	assert.Equal(t, 3, c.GoMaxProcs)
 	assert.Equal(t, 0, c.ModuleGoMaxProcs, "0: Go's default")
 
-	for _, v := range []string{"-1", "two", "1025", "1.5"} {
-		_, err := load(env(map[string]string{"CHACC_MODULE_GOMAXPROCS": v}))
-		assert.ErrorContains(t, err, "CHACC_MODULE_GOMAXPROCS", v)
-		_, err = load(env(map[string]string{"CHACC_GOMAXPROCS": v}))
-		assert.ErrorContains(t, err, "CHACC_GOMAXPROCS", v)
+	refused(t, []string{"CHACC_MODULE_GOMAXPROCS", "CHACC_GOMAXPROCS"}, "-1", "two", "1025", "1.5")
+}
+
+// refused checks that each of names set to each value fails to load, with
+// an error naming the variable.
+func refused(t *testing.T, names []string, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		for _, name := range names {
+			_, err := load(env(map[string]string{name: v}))
+			assert.ErrorContains(t, err, name, v)
+		}
 	}
 }
 
@@ -137,10 +144,5 @@ func TestGOGC(t *testing.T) {
 	assert.Equal(t, 200, c.GOGC)
 	assert.Equal(t, 0, c.ModuleGOGC, "0: Go's default")
 
-	for _, v := range []string{"-1", "off", "100001", "1.5"} {
-		_, err := load(env(map[string]string{"CHACC_GOGC": v}))
-		assert.ErrorContains(t, err, "CHACC_GOGC", v)
-		_, err = load(env(map[string]string{"CHACC_MODULE_GOGC": v}))
-		assert.ErrorContains(t, err, "CHACC_MODULE_GOGC", v)
-	}
+	refused(t, []string{"CHACC_GOGC", "CHACC_MODULE_GOGC"}, "-1", "off", "100001", "1.5")
 }
