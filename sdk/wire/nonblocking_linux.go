@@ -47,11 +47,12 @@ const maxRawIO = 256 << 10
 // itself (a net.Pipe, a TLS connection, a datagram socket).
 func NonblockingConn(c net.Conn) net.Conn {
 	var network string
+	unix := false
 	switch c.(type) {
-	case *net.TCPConn:
+	case *net.TCPConn: // always a stream
 		network = "tcp"
-	case *net.UnixConn:
-		network = "unix"
+	case *net.UnixConn: // a stream, a datagram or a packet socket
+		network, unix = "unix", true
 	default:
 		return c
 	}
@@ -62,14 +63,18 @@ func NonblockingConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	typ := -1
-	_ = rc.Control(func(fd uintptr) {
-		if t, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); err == nil {
-			typ = t
+	if unix {
+		// One system call per connection, for the Unix sockets only: a
+		// client's TCP connection, perhaps one per request, pays none.
+		typ := -1
+		_ = rc.Control(func(fd uintptr) {
+			if t, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); err == nil {
+				typ = t
+			}
+		})
+		if typ != syscall.SOCK_STREAM {
+			return c
 		}
-	})
-	if typ != syscall.SOCK_STREAM {
-		return c
 	}
 	nc := &nonblockingConn{Conn: c, rc: rc, network: network}
 	nc.readFn, nc.writeFn = nc.read, nc.write
