@@ -254,3 +254,29 @@ func loadMain(args []string) error {
 	fmt.Printf("%.0f req/s\n", rps)
 	return nil
 }
+
+// openMain is "bench open URL RATE SECONDS [PATH...]": the open loop of (d)
+// alone, to profile a server under it; it prints p50 and p99 in ms.
+func openMain(args []string) error {
+	if len(args) < 3 {
+		return fmt.Errorf("usage: bench open URL RATE SECONDS [PATH...]")
+	}
+	rate, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	secs, err := strconv.ParseFloat(args[2], 64)
+	if err != nil {
+		return err
+	}
+	paths := args[3:]
+	if len(paths) == 0 {
+		paths = []string{"/hello/ping"}
+	}
+	l, err := openLoop(args[0], paths, rate, time.Second, time.Duration(secs*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("p50 %.3f ms  p99 %.3f ms\n", l.P50, l.P99)
+	return nil
+}

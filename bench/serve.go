@@ -32,8 +32,9 @@ import (
 //	                                     serve-inproc: "modules as microservices")
 //	bench serve-hop ADDR DRIVER DSN SOCK serve-inproc, but every request first
 //	                                     makes a bare round trip to a serve-pong
-//	bench serve-pong SOCK                answers every 64 bytes on the Unix
-//	                                     socket SOCK with 64 bytes
+//	bench serve-pong SOCK [BUSY]         answers every 64 bytes on the Unix
+//	                                     socket SOCK with 64 bytes, after
+//	                                     BUSY (a duration) of busy work
 //
 // Each prints "ready" on stdout once it listens, and stops on SIGTERM.
 func serveMain(args []string) error {
@@ -42,8 +43,16 @@ func serveMain(args []string) error {
 	}
 	var h http.Handler
 	switch {
-	case args[0] == "serve-pong" && len(args) == 2:
-		return servePong(args[1])
+	case args[0] == "serve-pong" && (len(args) == 2 || len(args) == 3):
+		var busy time.Duration
+		if len(args) == 3 {
+			d, err := time.ParseDuration(args[2])
+			if err != nil {
+				return err
+			}
+			busy = d
+		}
+		return servePong(args[1], busy)
 	case (args[0] == "serve-inproc" && len(args) == 4) || (args[0] == "serve-hop" && len(args) == 5):
 		st, err := helloapp.OpenStore(context.Background(), sdk.Database{Driver: args[2], DSN: args[3]})
 		if err != nil {
@@ -135,7 +144,7 @@ func (inprocHost) Call(context.Context, string, string, string, http.Header, []b
 
 const hopBytes = 64
 
-func servePong(sock string) error {
+func servePong(sock string, busy time.Duration) error {
 	_ = os.Remove(sock)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -160,6 +169,10 @@ func servePong(sock string) error {
 			for {
 				if _, err := io.ReadFull(c, b[:]); err != nil {
 					return
+				}
+				// A peer that works before it answers, as a module's
+				// handler does: the CPU stays busy, nothing sleeps.
+				for t0 := time.Now(); busy > 0 && time.Since(t0) < busy; {
 				}
 				if _, err := c.Write(b[:]); err != nil {
 					return
