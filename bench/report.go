@@ -27,15 +27,36 @@ type figure struct {
 	Others map[string]float64 `json:"others,omitempty"`
 	// Rounds holds every round's value per contender, in run order.
 	Rounds map[string][]float64 `json:"rounds,omitempty"`
-	// Ratio is what Target is about (see RatioOf).
+	// Ratio is what Target is about (see RatioOf), taken of the medians.
 	Ratio   *float64 `json:"ratio,omitempty"`
 	RatioOf string   `json:"ratio_of,omitempty"`
 	Target  string   `json:"target,omitempty"`
 	Met     *bool    `json:"met,omitempty"`
-	Note    string   `json:"note,omitempty"`
+	// ByRound is the same result taken round by round, each round's chacc
+	// against the same round's in-process server: how far the rounds
+	// spread around Ratio.
+	ByRound []float64 `json:"by_round,omitempty"`
+	Note    string    `json:"note,omitempty"`
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// compared sets the figure's result, of the medians, with of (ratio or
+// diff) and sets ByRound with the same of, round by round, chacc against
+// in-process.
+func (f *figure) compared(of func(a, b *float64) *float64, ratioOf string) {
+	f.Ratio, f.RatioOf = of(f.Chacc, f.InProc), ratioOf
+	c, in := f.Rounds["chacc"], f.Rounds["inproc"]
+	if len(c) != len(in) {
+		return
+	}
+	f.ByRound = nil
+	for i := range c {
+		if v := of(&c[i], &in[i]); v != nil {
+			f.ByRound = append(f.ByRound, *v)
+		}
+	}
+}
 
 // results is bench/results.json.
 type results struct {
@@ -94,6 +115,13 @@ func printTable(w io.Writer, r *results) {
 	}
 	tw.Flush()
 	for _, f := range r.Figures {
+		if len(f.ByRound) > 0 {
+			rounds := make([]string, len(f.ByRound))
+			for i, v := range f.ByRound {
+				rounds[i] = num(v)
+			}
+			fmt.Fprintf(w, "  %s %s: %s, round by round: %s\n", f.ID, f.What, f.RatioOf, strings.Join(rounds, ", "))
+		}
 		if f.Note != "" {
 			fmt.Fprintf(w, "  %s %s: %s\n", f.ID, f.What, f.Note)
 		}

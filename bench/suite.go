@@ -233,7 +233,8 @@ func (s *suite) runAll() error {
 		if err != nil {
 			return err
 		}
-		a.Ratio, a.RatioOf, a.Target = ratio(a.Chacc, a.InProc), "chacc ÷ in-process", "≥ 0.60"
+		a.compared(ratio, "chacc ÷ in-process")
+		a.Target = "≥ 0.60"
 		a.Met = ptr(*a.Ratio >= 0.60)
 		s.add(a)
 		s.add(figure{ID: "a÷c", What: "GET /hello/ping: chacc ÷ microservice", Unit: "×",
@@ -258,7 +259,8 @@ func (s *suite) runAll() error {
 		if err != nil {
 			return err
 		}
-		b.Ratio, b.RatioOf, b.Target = ratio(b.Chacc, b.InProc), "chacc ÷ in-process", "≥ 0.90"
+		b.compared(ratio, "chacc ÷ in-process")
+		b.Target = "≥ 0.90"
 		b.Met = ptr(*b.Ratio >= 0.90)
 		s.add(b)
 		s.add(figure{ID: "b÷c", What: "items (" + st.db + "): chacc ÷ microservice", Unit: "×",
@@ -459,7 +461,8 @@ func (s *suite) latency(st *stack, paths []string) error {
 	}
 	at := fmt.Sprintf("GET /hello/ping p%%s at %d req/s", s.cfg.rate)
 	f := medians(figure{ID: "d", What: fmt.Sprintf(at, "50"), Unit: "ms"}, p50)
-	f.Ratio, f.RatioOf, f.Target = diff(f.Chacc, f.InProc), "chacc − in-process (added ms)", "≤ 0.10"
+	f.compared(diff, "chacc − in-process (added ms)")
+	f.Target = "≤ 0.10"
 	f.Met = ptr(*f.Ratio <= 0.10)
 	s.add(f)
 	f = medians(figure{ID: "d", What: fmt.Sprintf(at, "99"), Unit: "ms"}, p99)
@@ -486,7 +489,8 @@ func (s *suite) echo(st *stack) error {
 		return err
 	}
 	f := medians(figure{ID: "h", What: "1 MiB POST /hello/echo, one at a time", Unit: "ms"}, rounds)
-	f.Ratio, f.RatioOf, f.Target = ratio(f.Chacc, f.InProc), "chacc ÷ in-process (time)", "≤ 2.00"
+	f.compared(ratio, "chacc ÷ in-process (time)")
+	f.Target = "≤ 2.00"
 	f.Met = ptr(*f.Ratio <= 2)
 	s.add(f)
 	return nil
