@@ -262,8 +262,8 @@ func openMain(args []string) error {
 		return fmt.Errorf("usage: bench open URL RATE SECONDS [PATH...]")
 	}
 	rate, err := strconv.Atoi(args[1])
-	if err != nil {
-		return err
+	if err != nil || rate <= 0 {
+		return fmt.Errorf("RATE %q is not a number of requests per second", args[1])
 	}
 	secs, err := strconv.ParseFloat(args[2], 64)
 	if err != nil {
