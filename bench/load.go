@@ -263,7 +263,7 @@ func openMain(args []string) error {
 	}
 	rate, err := strconv.Atoi(args[1])
 	if err != nil || rate <= 0 {
-		return fmt.Errorf("RATE %q is not a number of requests per second", args[1])
+		return fmt.Errorf("RATE %q is not a positive number of requests per second", args[1])
 	}
 	secs, err := strconv.ParseFloat(args[2], 64)
 	if err != nil {
