@@ -239,15 +239,11 @@ func loadMain(args []string) error {
 	if len(args) < 2 {
 		return fmt.Errorf("usage: bench load URL SECONDS [PATH...]")
 	}
-	secs, err := strconv.ParseFloat(args[1], 64)
+	measure, paths, err := measureAndPaths(args[1], args[2:])
 	if err != nil {
 		return err
 	}
-	paths := args[2:]
-	if len(paths) == 0 {
-		paths = []string{"/hello/ping"}
-	}
-	rps, err := closedLoop(args[0], paths, 64, 500*time.Millisecond, time.Duration(secs*float64(time.Second)))
+	rps, err := closedLoop(args[0], paths, 64, 500*time.Millisecond, measure)
 	if err != nil {
 		return err
 	}
@@ -265,18 +261,27 @@ func openMain(args []string) error {
 	if err != nil || rate <= 0 {
 		return fmt.Errorf("RATE %q is not a positive number of requests per second", args[1])
 	}
-	secs, err := strconv.ParseFloat(args[2], 64)
+	measure, paths, err := measureAndPaths(args[2], args[3:])
 	if err != nil {
 		return err
 	}
-	paths := args[3:]
-	if len(paths) == 0 {
-		paths = []string{"/hello/ping"}
-	}
-	l, err := openLoop(args[0], paths, rate, time.Second, time.Duration(secs*float64(time.Second)))
+	l, err := openLoop(args[0], paths, rate, time.Second, measure)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("p50 %.3f ms  p99 %.3f ms\n", l.P50, l.P99)
 	return nil
+}
+
+// measureAndPaths reads the command line's SECONDS and PATHs, the paths
+// /hello/ping when there are none.
+func measureAndPaths(secs string, paths []string) (time.Duration, []string, error) {
+	s, err := strconv.ParseFloat(secs, 64)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(paths) == 0 {
+		paths = []string{"/hello/ping"}
+	}
+	return time.Duration(s * float64(time.Second)), paths, nil
 }

@@ -22,31 +22,21 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "serve-") {
-		if err := serveMain(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+	do := run // the whole suite, unless a subcommand is named
+	if len(os.Args) > 1 {
+		switch cmd := os.Args[1]; {
+		case strings.HasPrefix(cmd, "serve-"):
+			do = func() error { return serveMain(os.Args[1:]) }
+		case cmd == "load":
+			// bench load URL SECONDS [PATH...]: the closed loop alone, to
+			// profile a server under it.
+			do = func() error { return loadMain(os.Args[2:]) }
+		case cmd == "open":
+			// bench open URL RATE SECONDS [PATH...]: the open loop alone.
+			do = func() error { return openMain(os.Args[2:]) }
 		}
-		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == "load" {
-		// bench load URL SECONDS [PATH...]: the closed loop alone, to
-		// profile a server under it.
-		if err := loadMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "open" {
-		// bench open URL RATE SECONDS [PATH...]: the open loop alone.
-		if err := openMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := run(); err != nil {
+	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -50,7 +50,6 @@ func (f *figure) compared(of func(a, b *float64) *float64, ratioOf string) {
 	if len(c) != len(in) {
 		return
 	}
-	f.ByRound = nil
 	for i := range c {
 		if v := of(&c[i], &in[i]); v != nil {
 			f.ByRound = append(f.ByRound, *v)
