@@ -129,10 +129,9 @@ func (fc *frameConn) readResponse(f *modulev1.HTTPResponseFrame) error {
 	}
 	f.Head, f.Body, f.End = nil, body, end
 	if head != nil {
-		f.Head = new(modulev1.ResponseHead)
-		return proto.Unmarshal(head, f.Head)
+		f.Head, err = decodeResponseHead(head)
 	}
-	return nil
+	return err
 }
 
 // readRequest reads one request frame into f, whose body is left with the
@@ -148,7 +147,7 @@ func (fc *frameConn) readRequest(f *modulev1.HTTPRequestFrame, pooled bool) (buf
 		return bodyBuf{}, err
 	}
 	if !pooled {
-		return bodyBuf{}, proto.Unmarshal(b, f)
+		return bodyBuf{}, decodeRequestFrame(b, f)
 	}
 	head, body, end, err := splitFrame(b)
 	if err != nil {
@@ -156,8 +155,7 @@ func (fc *frameConn) readRequest(f *modulev1.HTTPRequestFrame, pooled bool) (buf
 	}
 	f.Head, f.Body, f.End = nil, nil, end
 	if head != nil {
-		f.Head = new(modulev1.RequestHead)
-		if err := proto.Unmarshal(head, f.Head); err != nil {
+		if f.Head, err = decodeRequestHead(head); err != nil {
 			return bodyBuf{}, err
 		}
 	}
@@ -247,6 +245,12 @@ func decodeFrame(b []byte, m proto.Message) error {
 	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
 		return errors.New("wire: bad frame")
 	}
+	switch f := m.(type) {
+	case *modulev1.HTTPRequestFrame:
+		return decodeRequestFrame(b[4:], f)
+	case *modulev1.HTTPResponseFrame:
+		return decodeResponseFrame(b[4:], f)
+	}
 	return proto.Unmarshal(b[4:], m)
 }
 
@@ -311,14 +315,14 @@ func (fc *frameConn) encodeSplit(m proto.Message) (head, body []byte, err error)
 	switch f := m.(type) {
 	case *modulev1.HTTPRequestFrame:
 		body, f.Body = f.Body, nil
-		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
 		f.Body = body
 	case *modulev1.HTTPResponseFrame:
 		body, f.Body = f.Body, nil
-		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
 		f.Body = body
 	default:
-		head, err = proto.MarshalOptions{}.MarshalAppend(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
 	}
 	if err != nil {
 		return nil, nil, err

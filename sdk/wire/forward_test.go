@@ -71,7 +71,8 @@ func bridge(t testing.TB, transport string, h http.Handler) *httptest.Server {
 	}
 	core := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		head := &modulev1.RequestHead{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, ContentLength: r.ContentLength}
+		head := &modulev1.RequestHead{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
+			Headers: HeadersToProto(r.Header), ContentLength: r.ContentLength}
 		if err := forward(r.Context(), head, r.Body, w); err != nil {
 			t.Logf("forward: %v", err)
 			panic(http.ErrAbortHandler)

@@ -107,7 +107,7 @@ func (m *muxConn) send(id uint32, kind byte, msg proto.Message, n uint32) (int, 
 	binary.BigEndian.PutUint32(b[start+4:], id)
 	var err error
 	if msg != nil {
-		b, err = proto.MarshalOptions{}.MarshalAppend(b, msg)
+		b, err = appendFrame(b, msg)
 	} else if kind == muxWindow {
 		b = binary.BigEndian.AppendUint32(b, n)
 	}
@@ -311,7 +311,7 @@ func (mc *muxClient) readLoop() {
 				continue // an exchange the core has given up on
 			}
 			f := new(modulev1.HTTPResponseFrame)
-			if err := proto.Unmarshal(p, f); err != nil {
+			if err := decodeResponseFrame(p, f); err != nil {
 				mc.die(err)
 				return
 			}
@@ -556,7 +556,7 @@ func serveMux(fc *frameConn, wk *workers) {
 		switch kind {
 		case muxData:
 			frame := new(modulev1.HTTPRequestFrame)
-			if err := proto.Unmarshal(p, frame); err != nil {
+			if err := decodeRequestFrame(p, frame); err != nil {
 				log.Debug("multiplexed connection: bad frame", "error", err)
 				return
 			}

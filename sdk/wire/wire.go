@@ -11,6 +11,9 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
@@ -91,6 +94,7 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // ServerOptions are the gRPC server options both sides use.
 func ServerOptions(opts ...grpc.ServerOption) []grpc.ServerOption {
 	return append(opts,
+		grpc.ForceServerCodecV2(frameCodec{}),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -100,7 +104,50 @@ func ServerOptions(opts ...grpc.ServerOption) []grpc.ServerOption {
 // DialOptions are the gRPC dial options both sides use.
 func DialOptions(opts ...grpc.DialOption) []grpc.DialOption {
 	return append(opts, grpc.WithDefaultCallOptions(
+		grpc.ForceCodecV2(frameCodec{}),
 		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
 		grpc.MaxCallSendMsgSize(MaxMessageBytes),
 	))
 }
+
+// frameCodec is gRPC's protobuf codec, but for the HTTP frames: those go
+// through the bridge's own codec (codec.go) on gRPC streams too, so that
+// every transport carries the same requests (protobuf refuses a string
+// field that is not UTF-8, and HTTP allows one).
+type frameCodec struct{}
+
+func (frameCodec) Name() string { return protoCodec().Name() }
+
+func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
+	switch f := v.(type) {
+	case *modulev1.HTTPRequestFrame:
+		b, err := appendFrame(nil, f)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	case *modulev1.HTTPResponseFrame:
+		b, err := appendFrame(nil, f)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	return protoCodec().Marshal(v)
+}
+
+func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	switch f := v.(type) {
+	case *modulev1.HTTPRequestFrame:
+		return decodeRequestFrame(materialize(data), f)
+	case *modulev1.HTTPResponseFrame:
+		return decodeResponseFrame(materialize(data), f)
+	}
+	return protoCodec().Unmarshal(data, v)
+}
+
+// materialize is data's bytes, copied only when they are in pieces: the
+// decoders copy what they keep.
+func materialize(data mem.BufferSlice) []byte {
+	if len(data) == 1 {
+		return data[0].ReadOnlyData()
+	}
+	return data.Materialize()
+}
+
+// protoCodec is gRPC's own codec, which frameCodec hands everything else.
+func protoCodec() encoding.CodecV2 { return encoding.GetCodecV2(grpcproto.Name) }
