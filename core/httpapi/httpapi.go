@@ -77,7 +77,7 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	s.mountObservability(e)
 	// Lifecycle and audit: rate limited, then (with an authenticator
 	// enabled) admins only, checked before an upload is read.
-	mods := e.Group("/modules", s.rateLimited, s.requireAdmin)
+	mods := e.Group("/modules", s.rateLimited, s.requireAdmin, logContext)
 	mods.POST("", s.install)
 	mods.POST("/", s.install)
 	mods.GET("", s.list, s.limitBody)
@@ -86,7 +86,7 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	mods.POST("/:name/enable", s.enable, s.limitBody)
 	mods.POST("/:name/disable", s.disable, s.limitBody)
 	mods.DELETE("/:name/uninstall", s.uninstall, s.limitBody)
-	e.GET("/audit", s.audit, s.rateLimited, s.requireAdmin, s.limitBody)
+	e.GET("/audit", s.audit, s.rateLimited, s.requireAdmin, logContext, s.limitBody)
 	e.Any("/*", s.proxy)
 	return e
 }
@@ -135,11 +135,22 @@ func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 			cid = rid
 		}
 		c.Set(ctxState, &reqState{id: rid, correlationID: cid})
-		// Whatever is logged with the request's context carries its id.
-		c.SetRequest(c.Request().WithContext(logging.WithRequestID(c.Request().Context(), rid)))
 		h := c.Response().Header()
 		h["X-Request-Id"] = []string{rid} // canonical keys, as Header.Set would make them
 		h["X-Correlation-Id"] = []string{cid}
+		return next(c)
+	}
+}
+
+// logContext puts the request id in the request's context, so that whatever
+// its handler logs with the context carries it: the lifecycle routes'
+// (modules.Manager logs with InfoContext). A request to a module does
+// without: it would pay a copy of its http.Request for an id its handler
+// never logs with (the proxy names it itself).
+func logContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		c.SetRequest(r.WithContext(logging.WithRequestID(r.Context(), requestID(c))))
 		return next(c)
 	}
 }
