@@ -206,6 +206,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		assert.NotEmpty(t, metricValue(text, "chacc_events_delivery_lag", `subscriber="hello"`))
 		assert.NotEmpty(t, metricValue(text, "go_goroutines", ""))
 
+		// Bytes that are not UTF-8, which HTTP allows (a path that unescapes
+		// to one, obs-text in a header), reach the module and get its answer,
+		// as in-process (the bridge once answered 503).
+		r = s.get("/hello/items/%E9")
+		assert.Equal(t, 400, r.status, "%s", r.body)
+		assert.Equal(t, "VALIDATION_ERROR", r.json(t)["error_code"])
+		r = s.do("GET", "/hello/ping", nil, "X-Name", "caf\xe9")
+		assert.Equal(t, 200, r.status, "%s", r.body)
+
 		// Disabled: stopped, and no process to measure.
 		pid := s.modulePID("hello")
 		r = s.do("POST", "/modules/hello/disable", nil)
