@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
@@ -120,11 +121,8 @@ func (frameCodec) Name() string { return protoCodec().Name() }
 
 func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch f := v.(type) {
-	case *modulev1.HTTPRequestFrame:
-		b, err := appendFrame(nil, f)
-		return mem.BufferSlice{mem.SliceBuffer(b)}, err
-	case *modulev1.HTTPResponseFrame:
-		b, err := appendFrame(nil, f)
+	case *modulev1.HTTPRequestFrame, *modulev1.HTTPResponseFrame:
+		b, err := appendFrame(nil, f.(proto.Message))
 		return mem.BufferSlice{mem.SliceBuffer(b)}, err
 	}
 	return protoCodec().Marshal(v)
