@@ -22,7 +22,8 @@ import (
 //     not UTF-8, both to marshal and to unmarshal, so such a request failed
 //     on the bridge, where the same handler in-process served it. This codec
 //     carries every string field as the bytes it holds; for valid UTF-8 its
-//     encoding is protobuf's, byte for byte in the same field order.
+//     encoding is protobuf's, byte for byte in the same field order (a map's
+//     entries in the map's order, which protobuf leaves open too).
 //   - Every request pays the decoding twice (the head on the module, the
 //     answer's head on the core), and protobuf's table-driven decoder
 //     allocates each string, each header and each header's values apart.
@@ -34,7 +35,9 @@ import (
 //
 // Unknown fields are skipped. A field given twice is taken as protobuf
 // takes it: a scalar keeps its last value, a repeated field or a map gets
-// both, and a head's principal merges.
+// both, and a head's principal merges. A frame whose head comes twice
+// keeps the last (splitFrame), where protobuf would merge the two: no
+// encoder writes one twice.
 
 // errBadHead is a head that is not a well-formed message.
 var errBadHead = errors.New("wire: malformed frame head")
@@ -144,8 +147,11 @@ func appendStrings(b []byte, num protowire.Number, ss []string) []byte {
 	return b
 }
 
-// A map<string, string> is a repeated message of key (1) and value (2).
-func sizeEntry(k, v string) int { return sizeString(1, k) + sizeString(2, v) }
+// A map<string, string> is a repeated message of key (1) and value (2),
+// both written even when empty, as protobuf writes them.
+func sizeEntry(k, v string) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
+}
 
 func sizeMap(num protowire.Number, m map[string]string) int {
 	n := 0
@@ -158,8 +164,10 @@ func sizeMap(num protowire.Number, m map[string]string) int {
 func appendMap(b []byte, num protowire.Number, m map[string]string) []byte {
 	for k, v := range m {
 		b = appendMessageHeader(b, num, sizeEntry(k, v))
-		b = appendString(b, 1, k)
-		b = appendString(b, 2, v)
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, v)
 	}
 	return b
 }

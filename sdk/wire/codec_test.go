@@ -36,12 +36,16 @@ func codecHeads() map[string]*modulev1.RequestHead {
 			RawPath: "/a%20b/%C3%BC", CallToken: "tok",
 		},
 		"big content length": {ContentLength: 1 << 40},
+		"empty map entries": {
+			PathParams: map[string]string{"": ""},
+			Principal:  &modulev1.Principal{Subject: "s", Attributes: map[string]string{"k": ""}},
+		},
 	}
 }
 
 // TestCodecAgreesWithProtobuf: for valid UTF-8 the hand-written codec and
-// the generated one read each other's frames, and without maps (whose
-// order protobuf leaves open) write the same bytes.
+// the generated one read each other's frames, and where no map has two
+// entries (whose order protobuf leaves open) write the same bytes.
 func TestCodecAgreesWithProtobuf(t *testing.T) {
 	for name, head := range codecHeads() {
 		t.Run(name, func(t *testing.T) {
@@ -70,7 +74,7 @@ func TestCodecAgreesWithProtobuf(t *testing.T) {
 				if !proto.Equal(&viaOurs, f) {
 					t.Errorf("we read\n%v\nfrom protobuf's encoding of\n%v", &viaOurs, f)
 				}
-				if len(head.GetPathParams()) == 0 && head.GetPrincipal() == nil && !bytes.Equal(ours, theirs) {
+				if len(head.GetPathParams()) <= 1 && len(head.GetPrincipal().GetAttributes()) <= 1 && !bytes.Equal(ours, theirs) {
 					t.Errorf("encodings differ:\nours   %x\ntheirs %x", ours, theirs)
 				}
 			}
