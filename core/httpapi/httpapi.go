@@ -73,7 +73,7 @@ func New(cfg Config, mgr *modules.Manager, db Pinger, log *slog.Logger) *echo.Ec
 	e.GET("/", s.root, s.rateLimited)
 	e.GET("/health", s.health)
 	e.GET("/health/live", s.live)
-	e.GET("/health/ready", s.ready)
+	e.GET("/health/ready", s.ready, logContext) // its database check logs with the context
 	s.mountObservability(e)
 	// Lifecycle and audit: rate limited, then (with an authenticator
 	// enabled) admins only, checked before an upload is read.
@@ -144,7 +144,8 @@ func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
 
 // logContext puts the request id in the request's context, so that whatever
 // its handler logs with the context carries it: the lifecycle routes'
-// (modules.Manager logs with InfoContext). A request to a module does
+// (modules.Manager logs with InfoContext) and the readiness check's (its
+// database query's failure is logged with the context). A request to a module does
 // without: it would pay a copy of its http.Request for an id its handler
 // never logs with (the proxy names it itself).
 func logContext(next echo.HandlerFunc) echo.HandlerFunc {

@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gorm.io/gorm/logger"
+
+	"github.com/chacc/chacc/sdk"
 )
 
 // TestQueryLoggerRendersOnlyWhatItLogs: the statement is rendered (fc
@@ -44,4 +48,25 @@ func TestQueryLoggerRendersOnlyWhatItLogs(t *testing.T) {
 			assert.Empty(t, buf.String(), c.name)
 		}
 	}
+}
+
+// TestQueryLogHidesArguments: a logged query shows its placeholders, not
+// its arguments, both when it fails and under Debug.
+func TestQueryLogHidesArguments(t *testing.T) {
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	db, err := Open(sdk.Database{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "q.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = Close(db) })
+
+	var n int
+	assert.Error(t, db.Raw("SELECT count(*) FROM missing WHERE secret = ?", "hunter2").Row().Scan(&n))
+	assert.Error(t, db.Table("missing").Where("secret = ?", "hunter2").Count(new(int64)).Error)
+	require.NoError(t, db.Exec("CREATE TABLE notes (secret TEXT)").Error)
+	require.NoError(t, db.Debug().Table("notes").Where("secret = ?", "hunter2").Count(new(int64)).Error)
+	out := buf.String()
+	assert.Contains(t, out, "secret = ?", out)
+	assert.NotContains(t, out, "hunter2", out)
 }

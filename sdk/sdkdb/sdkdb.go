@@ -98,6 +98,17 @@ func (q queryLogger) LogMode(level logger.LogLevel) logger.Interface {
 	return queryLogger{Interface: q.Interface.LogMode(level), level: level}
 }
 
+// ParamsFilter is the wrapped logger's: gorm asks the logger whether to
+// render a logged query with its arguments or with placeholders, and
+// without this method it would not find the wrapped logger's answer
+// (placeholders: arguments can hold personal data or secrets).
+func (q queryLogger) ParamsFilter(ctx context.Context, sql string, params ...any) (string, []any) {
+	if f, ok := q.Interface.(gorm.ParamsFilter); ok {
+		return f.ParamsFilter(ctx, sql, params...)
+	}
+	return sql, nil
+}
+
 // Trace passes on a query that failed (but for a record not found), was
 // slow, or is to be logged whatever it did; it drops the rest unseen.
 func (q queryLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
