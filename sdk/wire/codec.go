@@ -10,8 +10,8 @@ import (
 	modulev1 "github.com/chacc/chacc/proto/gen/chacc/module/v1"
 )
 
-// The codec of the HTTP frames on the direct and multiplexed paths: the
-// messages of module.proto (HTTPRequestFrame, HTTPResponseFrame and the
+// The codec of the HTTP frames on every transport (gRPC's through
+// frameCodec, wire.go): the messages of module.proto (HTTPRequestFrame, HTTPResponseFrame and the
 // heads in them) in protobuf's wire format, encoded and decoded by hand.
 //
 // Two reasons not to use the generated code for them:
@@ -45,46 +45,66 @@ var errBadHead = errors.New("wire: malformed frame head")
 // appendFrame appends m's encoding to b: by hand for the HTTP frames, by
 // protobuf for anything else.
 func appendFrame(b []byte, m proto.Message) ([]byte, error) {
-	switch f := m.(type) {
-	case *modulev1.HTTPRequestFrame:
-		if h := f.GetHead(); h != nil {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizeRequestHead(h)))
-			b = appendRequestHead(b, h)
-		}
-		return appendBodyEnd(b, f.GetBody(), f.GetEnd()), nil
-	case *modulev1.HTTPResponseFrame:
-		if h := f.GetHead(); h != nil {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizeResponseHead(h)))
-			b = appendResponseHead(b, h)
-		}
-		return appendBodyEnd(b, f.GetBody(), f.GetEnd()), nil
+	b, body, end, ok := appendFrameHead(b, m)
+	if !ok {
+		return proto.MarshalOptions{}.MarshalAppend(b, m)
 	}
-	return proto.MarshalOptions{}.MarshalAppend(b, m)
-}
-
-func appendBodyEnd(b, body []byte, end bool) []byte {
 	if len(body) > 0 {
 		b = protowire.AppendTag(b, bodyField, protowire.BytesType)
 		b = protowire.AppendBytes(b, body)
 	}
-	if end {
-		b = protowire.AppendTag(b, 3, protowire.VarintType)
-		b = protowire.AppendVarint(b, 1)
+	return appendEnd(b, end), nil
+}
+
+// appendFrameHead appends the head of m, an HTTP frame, and returns the
+// frame's body and end flag for the caller to write in its order (ok false
+// when m is another message: nothing is appended).
+func appendFrameHead(b []byte, m proto.Message) (out, body []byte, end, ok bool) {
+	switch f := m.(type) {
+	case *modulev1.HTTPRequestFrame:
+		if h := f.GetHead(); h != nil {
+			b = appendMessage(b, 1, func(b []byte) []byte { return appendRequestHead(b, h) })
+		}
+		return b, f.GetBody(), f.GetEnd(), true
+	case *modulev1.HTTPResponseFrame:
+		if h := f.GetHead(); h != nil {
+			b = appendMessage(b, 1, func(b []byte) []byte { return appendResponseHead(b, h) })
+		}
+		return b, f.GetBody(), f.GetEnd(), true
 	}
+	return b, nil, false, false
+}
+
+// appendEnd appends a frame's end flag (field 3), nothing when false.
+func appendEnd(b []byte, end bool) []byte {
+	if !end {
+		return b
+	}
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	return protowire.AppendVarint(b, 1)
+}
+
+// appendMessage appends field num holding the message fill appends, its
+// length written in front once known: one byte is kept for it, as most of
+// these messages (a header, a map entry) are under 128 bytes, and a longer
+// one is moved up to make room. The message is so encoded in one pass,
+// where computing its size first would walk it twice (and its headers once
+// more for each message they are in).
+func appendMessage(b []byte, num protowire.Number, fill func([]byte) []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	at := len(b)
+	b = fill(append(b, 0))
+	n := len(b) - at - 1
+	if k := protowire.SizeVarint(uint64(n)); k > 1 {
+		b = append(b, make([]byte, k-1)...)
+		copy(b[at+k:], b[at+1:at+1+n])
+	}
+	protowire.AppendVarint(b[at:at], uint64(n))
 	return b
 }
 
-// sizeString is the size of a string field, 0 when it is empty (proto3
+// appendString appends a string field, nothing when it is empty (proto3
 // writes no default value).
-func sizeString(num protowire.Number, s string) int {
-	if s == "" {
-		return 0
-	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
-}
-
 func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
@@ -93,52 +113,7 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-// sizeMessage is the size of a message field whose message is n bytes.
-func sizeMessage(num protowire.Number, n int) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
-}
-
-func appendMessageHeader(b []byte, num protowire.Number, n int) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendVarint(b, uint64(n))
-}
-
-func sizeHeader(h *modulev1.Header) int {
-	n := sizeString(1, h.GetName())
-	for _, v := range h.GetValues() {
-		n += protowire.SizeTag(2) + protowire.SizeBytes(len(v)) // repeated: empty values too
-	}
-	return n
-}
-
-func sizeHeaders(num protowire.Number, hs []*modulev1.Header) int {
-	n := 0
-	for _, h := range hs {
-		n += sizeMessage(num, sizeHeader(h))
-	}
-	return n
-}
-
-func appendHeaders(b []byte, num protowire.Number, hs []*modulev1.Header) []byte {
-	for _, h := range hs {
-		b = appendMessageHeader(b, num, sizeHeader(h))
-		b = appendString(b, 1, h.GetName())
-		for _, v := range h.GetValues() {
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendString(b, v)
-		}
-	}
-	return b
-}
-
-func sizeStrings(num protowire.Number, ss []string) int {
-	n := 0
-	for _, s := range ss {
-		n += protowire.SizeTag(num) + protowire.SizeBytes(len(s))
-	}
-	return n
-}
-
+// appendStrings appends a repeated string field, empty strings included.
 func appendStrings(b []byte, num protowire.Number, ss []string) []byte {
 	for _, s := range ss {
 		b = protowire.AppendTag(b, num, protowire.BytesType)
@@ -147,34 +122,27 @@ func appendStrings(b []byte, num protowire.Number, ss []string) []byte {
 	return b
 }
 
-// A map<string, string> is a repeated message of key (1) and value (2),
-// both written even when empty, as protobuf writes them.
-func sizeEntry(k, v string) int {
-	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
-}
-
-func sizeMap(num protowire.Number, m map[string]string) int {
-	n := 0
-	for k, v := range m {
-		n += sizeMessage(num, sizeEntry(k, v))
-	}
-	return n
-}
-
-func appendMap(b []byte, num protowire.Number, m map[string]string) []byte {
-	for k, v := range m {
-		b = appendMessageHeader(b, num, sizeEntry(k, v))
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendString(b, k)
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, v)
+func appendHeaders(b []byte, num protowire.Number, hs []*modulev1.Header) []byte {
+	for _, h := range hs {
+		b = appendMessage(b, num, func(b []byte) []byte {
+			return appendStrings(appendString(b, 1, h.GetName()), 2, h.GetValues())
+		})
 	}
 	return b
 }
 
-func sizePrincipal(p *modulev1.Principal) int {
-	return sizeString(1, p.GetSubject()) + sizeStrings(2, p.GetRoles()) + sizeStrings(3, p.GetScopes()) +
-		sizeString(4, p.GetMethod()) + sizeString(5, p.GetDisplayName()) + sizeMap(6, p.GetAttributes())
+// appendMap appends a map<string, string>: a repeated message of key (1)
+// and value (2), both written even when empty, as protobuf writes them.
+func appendMap(b []byte, num protowire.Number, m map[string]string) []byte {
+	for k, v := range m {
+		b = appendMessage(b, num, func(b []byte) []byte {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, k)
+			b = protowire.AppendTag(b, 2, protowire.BytesType)
+			return protowire.AppendString(b, v)
+		})
+	}
+	return b
 }
 
 func appendPrincipal(b []byte, p *modulev1.Principal) []byte {
@@ -184,20 +152,6 @@ func appendPrincipal(b []byte, p *modulev1.Principal) []byte {
 	b = appendString(b, 4, p.GetMethod())
 	b = appendString(b, 5, p.GetDisplayName())
 	return appendMap(b, 6, p.GetAttributes())
-}
-
-func sizeRequestHead(h *modulev1.RequestHead) int {
-	n := sizeString(1, h.GetMethod()) + sizeString(2, h.GetPath()) + sizeString(3, h.GetRawQuery()) +
-		sizeHeaders(4, h.GetHeaders()) + sizeString(5, h.GetHost())
-	if cl := h.GetContentLength(); cl != 0 {
-		n += protowire.SizeTag(6) + protowire.SizeVarint(uint64(cl))
-	}
-	n += sizeString(7, h.GetClientIp()) + sizeString(8, h.GetRequestId()) + sizeString(9, h.GetCorrelationId())
-	if p := h.GetPrincipal(); p != nil {
-		n += sizeMessage(10, sizePrincipal(p))
-	}
-	return n + sizeString(11, h.GetRoute()) + sizeMap(12, h.GetPathParams()) + sizeString(13, h.GetCallerModule()) +
-		sizeString(14, h.GetRawPath()) + sizeString(15, h.GetCallToken())
 }
 
 func appendRequestHead(b []byte, h *modulev1.RequestHead) []byte {
@@ -214,22 +168,13 @@ func appendRequestHead(b []byte, h *modulev1.RequestHead) []byte {
 	b = appendString(b, 8, h.GetRequestId())
 	b = appendString(b, 9, h.GetCorrelationId())
 	if p := h.GetPrincipal(); p != nil {
-		b = appendMessageHeader(b, 10, sizePrincipal(p))
-		b = appendPrincipal(b, p)
+		b = appendMessage(b, 10, func(b []byte) []byte { return appendPrincipal(b, p) })
 	}
 	b = appendString(b, 11, h.GetRoute())
 	b = appendMap(b, 12, h.GetPathParams())
 	b = appendString(b, 13, h.GetCallerModule())
 	b = appendString(b, 14, h.GetRawPath())
 	return appendString(b, 15, h.GetCallToken())
-}
-
-func sizeResponseHead(h *modulev1.ResponseHead) int {
-	n := 0
-	if s := h.GetStatus(); s != 0 {
-		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(int64(s)))
-	}
-	return n + sizeHeaders(2, h.GetHeaders())
 }
 
 func appendResponseHead(b []byte, h *modulev1.ResponseHead) []byte {
@@ -357,25 +302,9 @@ func (hs *headerSet) count(d decoder, num protowire.Number) {
 // capped at its end, so that appending to one copies it rather than
 // overwriting the next header's.
 func (hs *headerSet) decode(d *decoder) {
-	hd := d.sub()
 	first := len(hs.vals)
 	var name string
-	for {
-		num, typ, ok := hd.next()
-		if !ok {
-			break
-		}
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			name = hd.str()
-		case num == 2 && typ == protowire.BytesType:
-			hs.vals = append(hs.vals, hd.str())
-		default:
-			hd.skip(num, typ)
-		}
-	}
-	if hd.err != nil {
-		d.err = hd.err
+	if !d.twoStrings(func(s string) { name = s }, func(s string) { hs.vals = append(hs.vals, s) }) {
 		return
 	}
 	var values []string
@@ -388,30 +317,37 @@ func (hs *headerSet) decode(d *decoder) {
 
 // entry decodes one map<string, string> entry into *m.
 func (d *decoder) entry(m *map[string]string) {
-	e := d.sub()
 	var k, v string
-	for {
-		num, typ, ok := e.next()
-		if !ok {
-			break
-		}
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			k = e.str()
-		case num == 2 && typ == protowire.BytesType:
-			v = e.str()
-		default:
-			e.skip(num, typ)
-		}
-	}
-	if e.err != nil {
-		d.err = e.err
+	if !d.twoStrings(func(s string) { k = s }, func(s string) { v = s }) {
 		return
 	}
 	if *m == nil {
 		*m = make(map[string]string)
 	}
 	(*m)[k] = v
+}
+
+// twoStrings reads the message that is the next value, whose fields are
+// the strings 1 and 2 (a Header, a map entry), handing each occurrence to
+// one or two. False when the message is malformed (d.err is set).
+func (d *decoder) twoStrings(one, two func(string)) bool {
+	sd := d.sub()
+	for {
+		num, typ, ok := sd.next()
+		if !ok {
+			break
+		}
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			one(sd.str())
+		case num == 2 && typ == protowire.BytesType:
+			two(sd.str())
+		default:
+			sd.skip(num, typ)
+		}
+	}
+	d.err = sd.err
+	return d.err == nil
 }
 
 // principal decodes a Principal into p, a new one when p is nil: a second
@@ -539,30 +475,32 @@ func decodeResponseHead(b []byte) (*modulev1.ResponseHead, error) {
 
 // decodeRequestFrame decodes a whole request frame's message into f,
 // copying the body.
-func decodeRequestFrame(b []byte, f *modulev1.HTTPRequestFrame) error {
-	head, body, end, err := splitFrame(b)
-	if err != nil {
-		return err
-	}
-	f.Head, f.Body, f.End = nil, cloneBody(body), end
-	if head != nil {
-		f.Head, err = decodeRequestHead(head)
-	}
+func decodeRequestFrame(b []byte, f *modulev1.HTTPRequestFrame) (err error) {
+	f.Head, f.Body, f.End, err = decodeWhole(b, decodeRequestHead)
 	return err
 }
 
 // decodeResponseFrame decodes a whole response frame's message into f,
 // copying the body.
-func decodeResponseFrame(b []byte, f *modulev1.HTTPResponseFrame) error {
+func decodeResponseFrame(b []byte, f *modulev1.HTTPResponseFrame) (err error) {
+	f.Head, f.Body, f.End, err = decodeWhole(b, decodeResponseHead)
+	return err
+}
+
+// decodeWhole splits a frame's message, decodes its head (nil when it has
+// none) and copies its body.
+func decodeWhole[H any](b []byte, decodeHead func([]byte) (*H, error)) (*H, []byte, bool, error) {
 	head, body, end, err := splitFrame(b)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
-	f.Head, f.Body, f.End = nil, cloneBody(body), end
+	var h *H
 	if head != nil {
-		f.Head, err = decodeResponseHead(head)
+		if h, err = decodeHead(head); err != nil {
+			return nil, nil, false, err
+		}
 	}
-	return err
+	return h, cloneBody(body), end, nil
 }
 
 // cloneBody copies a frame's body, nil when empty as protobuf leaves it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -36,6 +37,7 @@ func codecHeads() map[string]*modulev1.RequestHead {
 			RawPath: "/a%20b/%C3%BC", CallToken: "tok",
 		},
 		"big content length": {ContentLength: 1 << 40},
+		"long header":        {Headers: []*modulev1.Header{{Name: "Cookie", Values: []string{strings.Repeat("c", 20000)}}}}, // a 3-byte length
 		"empty map entries": {
 			PathParams: map[string]string{"": ""},
 			Principal:  &modulev1.Principal{Subject: "s", Attributes: map[string]string{"k": ""}},

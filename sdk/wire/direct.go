@@ -312,19 +312,10 @@ func (fc *frameConn) encode(m proto.Message) error {
 // encodeSplit encodes m as a frame in fc.wbuf but for the body of a request
 // or response frame, which follows: the frame is head and then body.
 func (fc *frameConn) encodeSplit(m proto.Message) (head, body []byte, err error) {
-	switch f := m.(type) {
-	case *modulev1.HTTPRequestFrame:
-		body, f.Body = f.Body, nil
-		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
-		f.Body = body
-	case *modulev1.HTTPResponseFrame:
-		body, f.Body = f.Body, nil
-		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
-		f.Body = body
-	default:
-		head, err = appendFrame(append(fc.wbuf[:0], 0, 0, 0, 0), m)
-	}
-	if err != nil {
+	head, body, end, ok := appendFrameHead(append(fc.wbuf[:0], 0, 0, 0, 0), m)
+	if ok {
+		head = appendEnd(head, end)
+	} else if head, err = (proto.MarshalOptions{}).MarshalAppend(head, m); err != nil {
 		return nil, nil, err
 	}
 	if len(body) > 0 {

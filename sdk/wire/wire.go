@@ -117,7 +117,7 @@ func DialOptions(opts ...grpc.DialOption) []grpc.DialOption {
 // field that is not UTF-8, and HTTP allows one).
 type frameCodec struct{}
 
-func (frameCodec) Name() string { return protoCodec().Name() }
+func (frameCodec) Name() string { return protoCodec.Name() }
 
 func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch f := v.(type) {
@@ -125,7 +125,7 @@ func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 		b, err := appendFrame(nil, f.(proto.Message))
 		return mem.BufferSlice{mem.SliceBuffer(b)}, err
 	}
-	return protoCodec().Marshal(v)
+	return protoCodec.Marshal(v)
 }
 
 func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -135,7 +135,7 @@ func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	case *modulev1.HTTPResponseFrame:
 		return decodeResponseFrame(materialize(data), f)
 	}
-	return protoCodec().Unmarshal(data, v)
+	return protoCodec.Unmarshal(data, v)
 }
 
 // materialize is data's bytes, copied only when they are in pieces: the
@@ -147,5 +147,6 @@ func materialize(data mem.BufferSlice) []byte {
 	return data.Materialize()
 }
 
-// protoCodec is gRPC's own codec, which frameCodec hands everything else.
-func protoCodec() encoding.CodecV2 { return encoding.GetCodecV2(grpcproto.Name) }
+// protoCodec is gRPC's own codec, which frameCodec hands everything else
+// (registered by its package's init, which runs before this one's).
+var protoCodec = encoding.GetCodecV2(grpcproto.Name)
